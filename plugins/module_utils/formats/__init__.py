@@ -1,0 +1,1 @@
+"""formats layer of the bootc.composefs library (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""erofs layer of the bootc.composefs library (see docs/architecture.md)."""

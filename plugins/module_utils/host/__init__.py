@@ -1,0 +1,1 @@
+"""host layer of the bootc.composefs library (see docs/architecture.md)."""

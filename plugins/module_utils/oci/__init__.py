@@ -1,0 +1,1 @@
+"""oci layer of the bootc.composefs library (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""operations layer of the bootc.composefs library (see docs/architecture.md)."""

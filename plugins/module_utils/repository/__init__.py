@@ -1,0 +1,1 @@
+"""repository layer of the bootc.composefs library (see docs/architecture.md)."""
