@@ -1,0 +1,338 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, bootc.composefs maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Zstandard (RFC 8878) compression for splitstreams: the public API and the backend chooser.
+
+Layer: formats. composefs-rs compresses each splitstream section (named refs, stream body) as one
+zstd frame, level 3, no checksum, written by a streaming encoder (so no content size); an empty
+section is still one frame, e.g. ``28 b5 2f fd 20 00 01 00 00``. Readers must accept several
+concatenated frames (spec ``composefs-repo.md`` section 8.7).
+
+A zstd stream, as this module reads it (details in ``zstd_frame.py``, block contents in
+``zstd_block.py``):
+
+| part | size | meaning |
+|---|---|---|
+| frame | variable | zstd frame (magic ``28 b5 2f fd``) or skippable frame (magic ``5? 2a 4d 18``) |
+| frame | variable | ... any number more, back to back; the output is the concatenation |
+
+``decompress`` first walks the frame and block headers in pure Python (cheap), so every backend
+reports truncation, bad magic, reserved bits and dictionaries the same way, with an offset, and a
+declared content size larger than ``max_size`` is refused before anything is inflated. Then one
+backend inflates. Backends, tried in this order once, at first use:
+
+| name | what | notes |
+|---|---|---|
+| ``compression.zstd`` | standard library, Python >= 3.14 | one decompressor per frame, ``max_length`` bounds output |
+| ``zstandard`` | python-zstandard | ``stream_reader(read_across_frames=True)``, bounded reads |
+| ``pyzstd`` | pyzstd | one decompressor per frame, ``max_length`` bounds output |
+| ``zstd-cli`` | the ``zstd`` binary | argv lists, ``LC_ALL=C``, output read in bounded chunks |
+| ``python`` | ``zstd_python.py`` | pure Python, always available |
+
+Every backend writes frames like composefs-rs does: no checksum. Accelerator exceptions are turned
+into ``FormatError`` (bad input) or ``ToolError`` (the ``zstd`` binary failed to compress or could
+not run). Dictionaries are not supported by any backend.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Callable, Dict, List, Optional
+
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError, ToolError
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_frame
+
+__all__ = [
+    "BACKEND_NAMES",
+    "DEFAULT_LEVEL",
+    "MIN_LEVEL",
+    "MAX_LEVEL",
+    "decompress",
+    "compress",
+    "backend_name",
+    "use_backend",
+    "available_backends",
+]
+
+# --- levels ----------------------------------------------------------------------------------------
+DEFAULT_LEVEL = 3
+MAX_LEVEL = 22
+# libzstd's most negative ("fast") level; level 0 means the default, as in libzstd.
+MIN_LEVEL = -131072
+# Levels above this need --ultra on the zstd command line.
+CLI_MAX_PLAIN_LEVEL = 19
+
+# --- backend chooser -----------------------------------------------------------------------------
+BACKEND_NAMES = ("compression.zstd", "zstandard", "pyzstd", "zstd-cli", "python")
+# Output is pulled from streaming decoders in pieces of at most this size.
+READ_CHUNK_SIZE = 1 << 20
+# How much of the zstd binary's stderr goes into an error message.
+STDERR_TAIL_CHARS = 2000
+
+
+class _Backend:
+    """One way of inflating and deflating: a name and two callables."""
+
+    def __init__(self, name: str, decompress_frames: Callable, compress_data: Callable) -> None:
+        self.name = name
+        self.decompress_frames = decompress_frames   # (view, spans, max_size) -> bytes
+        self.compress_data = compress_data           # (data, level) -> bytes
+
+
+def _too_large(max_size: int, offset: Optional[int]) -> FormatError:
+    return FormatError("zstd data inflates to more than max_size (%d bytes)" % max_size, offset=offset)
+
+
+# --- compression.zstd and pyzstd share the decompressor API --------------------------------------
+
+def _per_frame_backend(name: str, module) -> _Backend:
+    error_types = (module.ZstdError,)
+
+    def decompress_frames(view, spans, max_size):
+        pieces = []
+        total = 0
+        for span in spans:
+            if span.header is None:
+                continue
+            decompressor = module.ZstdDecompressor()
+            limit = -1 if max_size is None else max_size - total + 1
+            try:
+                piece = decompressor.decompress(view[span.start:span.end], limit)
+            except error_types as err:
+                raise FormatError("zstd frame rejected by %s: %s" % (name, err), offset=span.start) from None
+            total += len(piece)
+            if max_size is not None and total > max_size:
+                raise _too_large(max_size, span.start)
+            if not decompressor.eof or decompressor.unused_data:
+                raise FormatError("zstd frame does not end where its last block ends (%s)" % name, offset=span.start)
+            pieces.append(piece)
+        return b"".join(pieces)
+
+    def compress_data(data, level):
+        try:
+            return module.compress(data, level)
+        except error_types as err:
+            raise FormatError("%s could not compress: %s" % (name, err)) from None
+
+    return _Backend(name, decompress_frames, compress_data)
+
+
+def _probe_stdlib() -> Optional[_Backend]:
+    try:
+        from compression import zstd as module  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    return _per_frame_backend("compression.zstd", module)
+
+
+def _probe_pyzstd() -> Optional[_Backend]:
+    try:
+        import pyzstd as module  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    return _per_frame_backend("pyzstd", module)
+
+
+# --- zstandard -------------------------------------------------------------------------------------
+
+def _probe_zstandard() -> Optional[_Backend]:
+    try:
+        import zstandard as module  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    name = "zstandard"
+
+    def decompress_frames(view, spans, max_size):
+        # The frames were checked complete by scan_frames: stream_reader alone would take a truncated
+        # frame for a short one. read_across_frames follows composefs-rs (several frames per section).
+        pieces = []
+        total = 0
+        try:
+            reader = module.ZstdDecompressor().stream_reader(bytes(view), read_across_frames=True)
+            while True:
+                want = READ_CHUNK_SIZE if max_size is None else min(READ_CHUNK_SIZE, max_size - total + 1)
+                piece = reader.read(want)
+                if not piece:
+                    break
+                total += len(piece)
+                if max_size is not None and total > max_size:
+                    raise _too_large(max_size, None)
+                pieces.append(piece)
+        except module.ZstdError as err:
+            raise FormatError("zstd data rejected by %s: %s" % (name, err)) from None
+        return b"".join(pieces)
+
+    def compress_data(data, level):
+        try:
+            return module.ZstdCompressor(level=level).compress(data)
+        except module.ZstdError as err:
+            raise FormatError("%s could not compress: %s" % (name, err)) from None
+
+    return _Backend(name, decompress_frames, compress_data)
+
+
+# --- the zstd binary -------------------------------------------------------------------------------
+
+def _tool_environment() -> Dict[str, str]:
+    return dict(os.environ, LC_ALL="C")
+
+
+def _stderr_tail(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
+
+
+def _level_arguments(level: int) -> List[str]:
+    if level < 0:
+        return ["--fast=%d" % -level]
+    if level > CLI_MAX_PLAIN_LEVEL:
+        return ["--ultra", "-%d" % level]
+    return ["-%d" % level]
+
+
+def _cli_decompress(binary: str, view, max_size: Optional[int]) -> bytes:
+    """Feed the whole stream to ``zstd -d`` and read its output, stopping past ``max_size``."""
+    argv = [binary, "-d", "-c", "-q"]
+    with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as errors:
+        source.write(view)
+        source.seek(0)
+        try:
+            proc = subprocess.Popen(argv, stdin=source, stdout=subprocess.PIPE, stderr=errors, env=_tool_environment())
+        except OSError as err:
+            raise ToolError("cannot run %s: %s" % (binary, err), command=argv) from None
+        pieces = []
+        total = 0
+        exceeded = False
+        with proc:
+            while True:
+                piece = proc.stdout.read(READ_CHUNK_SIZE)
+                if not piece:
+                    break
+                total += len(piece)
+                if max_size is not None and total > max_size:
+                    exceeded = True
+                    proc.kill()
+                    break
+                pieces.append(piece)
+        if exceeded:
+            raise _too_large(max_size, None)
+        errors.seek(0)
+        stderr = _stderr_tail(errors.read())
+    if proc.returncode < 0:
+        raise ToolError("%s was killed by signal %d: %s" % (" ".join(argv), -proc.returncode, stderr),
+                        command=argv, rc=proc.returncode, stderr=stderr)
+    if proc.returncode != 0:
+        raise FormatError("zstd data rejected by %s (rc %d): %s" % (" ".join(argv), proc.returncode, stderr))
+    return b"".join(pieces)
+
+
+def _cli_compress(binary: str, data, level: int) -> bytes:
+    argv = [binary, "-q", "-c", "--no-check"] + _level_arguments(level)
+    try:
+        proc = subprocess.run(argv, input=bytes(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=_tool_environment(), check=False)
+    except OSError as err:
+        raise ToolError("cannot run %s: %s" % (binary, err), command=argv) from None
+    if proc.returncode != 0:
+        stderr = _stderr_tail(proc.stderr)
+        raise ToolError("%s failed (rc %d): %s" % (" ".join(argv), proc.returncode, stderr),
+                        command=argv, rc=proc.returncode, stderr=stderr)
+    return proc.stdout
+
+
+def _probe_cli() -> Optional[_Backend]:
+    binary = shutil.which("zstd")
+    if binary is None:
+        return None
+    return _Backend("zstd-cli",
+                    lambda view, spans, max_size: _cli_decompress(binary, view, max_size),
+                    lambda data, level: _cli_compress(binary, data, level))
+
+
+# --- pure Python -----------------------------------------------------------------------------------
+
+def _probe_python() -> _Backend:
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_python
+    return _Backend("python", zstd_python.decompress_frames, zstd_python.compress)
+
+
+_PROBES = {
+    "compression.zstd": _probe_stdlib,
+    "zstandard": _probe_zstandard,
+    "pyzstd": _probe_pyzstd,
+    "zstd-cli": _probe_cli,
+    "python": _probe_python,
+}
+_STATE = {"automatic": None, "pinned": None}
+
+
+def _backend() -> _Backend:
+    if _STATE["pinned"] is not None:
+        return _STATE["pinned"]
+    if _STATE["automatic"] is None:
+        for name in BACKEND_NAMES:
+            found = _PROBES[name]()
+            if found is not None:
+                _STATE["automatic"] = found
+                break
+    return _STATE["automatic"]
+
+
+def backend_name() -> str:
+    """Name of the backend in use: one of ``BACKEND_NAMES``."""
+    return _backend().name
+
+
+def available_backends() -> List[str]:
+    """Names of the backends usable on this host, in the chooser's order."""
+    return [name for name in BACKEND_NAMES if _PROBES[name]() is not None]
+
+
+def use_backend(name: Optional[str]) -> None:
+    """Pin a backend by name (tests, benchmarks); ``None`` returns to the automatic choice.
+
+    Raises ``ValueError`` for an unknown name or a backend this host cannot provide.
+    """
+    if name is None:
+        _STATE["pinned"] = None
+        return
+    if name not in _PROBES:
+        raise ValueError("unknown zstd backend %r; expected one of %s" % (name, ", ".join(BACKEND_NAMES)))
+    found = _PROBES[name]()
+    if found is None:
+        raise ValueError("zstd backend %r is not available on this host" % name)
+    _STATE["pinned"] = found
+
+
+# --- public API ------------------------------------------------------------------------------------
+
+def decompress(data, max_size: Optional[int] = None) -> bytes:
+    """Inflate every frame of ``data`` (skippable frames are skipped); ``b""`` gives ``b""``.
+
+    ``max_size`` bounds the output (untrusted repositories): ``FormatError`` as soon as the output
+    would exceed it, before inflating when a frame header already declares too much.
+    """
+    view = memoryview(data).cast("B")
+    if not len(view):
+        return b""
+    spans = zstd_frame.scan_frames(view)
+    if max_size is not None:
+        declared = 0
+        for span in spans:
+            if span.header is not None and span.header.content_size is not None:
+                declared += span.header.content_size
+                if declared > max_size:
+                    raise _too_large(max_size, span.start)
+    return _backend().decompress_frames(view, spans, max_size)
+
+
+def compress(data, level: int = DEFAULT_LEVEL) -> bytes:
+    """Compress ``data`` into one zstd frame (also for empty input), without checksum."""
+    if isinstance(level, bool) or not isinstance(level, int) or not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise ValueError("zstd level must be an integer from %d to %d, not %r" % (MIN_LEVEL, MAX_LEVEL, level))
+    if level == 0:
+        level = DEFAULT_LEVEL
+    return _backend().compress_data(bytes(data), level)
