@@ -16,7 +16,26 @@ Model (mirrors composefs-rs ``tree.rs`` and composefs-dump(5)):
   ``Symlink`` (``target``), ``Device`` (character or block, by ``st_mode``, with ``rdev``), ``Fifo``
   and ``Socket``;
 - a hardlink is the *same leaf object* placed in two directories; writers derive ``nlink`` and
-  inode sharing from object identity. Directories are never shared.
+  inode sharing from object identity (``link_counts``). Directories are never shared.
+
+How a ``RegularFile`` is stored, in the order writers decide it:
+
+=========================================== ============================================================
+fields                                      meaning
+=========================================== ============================================================
+``content`` is not None                     inline: the bytes live in the image (``size == len(content)``)
+``size == 0``                               empty file (nothing stored, digest and backing path ignored)
+``fsverity_digest`` set                     external: the repository object named by the digest; its
+                                            backing path is the object path ``xx/rest`` of the digest
+``fsverity_digest`` None                    external without a known digest (mkcomposefs writes an empty
+                                            ``overlay.metacopy``); rare, kept for dumpfile fidelity
+``backing_path`` set                        the backing file named explicitly (dumpfile PAYLOAD) when it
+                                            is not the digest's object path; None means "derive it"
+=========================================== ============================================================
+
+``Directory.size`` is informational: the size a dumpfile or an EROFS image recorded for the
+directory (its dirent data size). Writers compute their own; ``encode_dumpfile`` prints it so
+that a dump read back is printed unchanged.
 
 The model holds values only; it knows nothing of byte layouts. Encoders and decoders live in
 ``dumpfile.py`` and ``erofs/``.
@@ -43,7 +62,12 @@ __all__ = [
     "walk",
     "lookup",
     "validate_name",
+    "link_counts",
+    "object_pathname",
+    "MAX_NAME_BYTES",
 ]
+
+MAX_NAME_BYTES = 255  # NAME_MAX: longest directory entry name Linux (and mkcomposefs) accept
 
 
 @dataclass
@@ -71,10 +95,17 @@ class RegularFile:
     size: int = 0
     content: Optional[bytes] = None
     fsverity_digest: Optional[bytes] = None
+    backing_path: Optional[bytes] = None
 
     @property
     def is_external(self) -> bool:
+        """True when the file names a repository object (``fsverity_digest`` is set)."""
         return self.fsverity_digest is not None
+
+    @property
+    def is_inline(self) -> bool:
+        """True when the image stores the file's bytes itself (inline content, or an empty file)."""
+        return self.content is not None or self.size == 0
 
 
 @dataclass(eq=False)
@@ -108,6 +139,7 @@ Leaf = Union[RegularFile, Symlink, Device, Fifo, Socket]
 class Directory:
     stat: Stat
     entries: Dict[bytes, "Node"] = field(default_factory=dict)
+    size: int = 0
 
     def sorted_entries(self):
         """Entries in byte order of their names (the order every composefs writer uses)."""
@@ -119,9 +151,30 @@ Node = Union[Directory, Leaf]
 
 def validate_name(name: bytes) -> bytes:
     """Return ``name`` if it is a valid directory entry name, else raise FormatError."""
-    if not name or name in (b".", b"..") or b"/" in name or b"\0" in name:
+    if not name or name in (b".", b"..") or b"/" in name or b"\0" in name or len(name) > MAX_NAME_BYTES:
         raise FormatError("invalid directory entry name %r" % (name,))
     return name
+
+
+def object_pathname(fsverity_digest: bytes) -> bytes:
+    """Return the repository object path ``xx/rest`` (lowercase hex) naming ``fsverity_digest``."""
+    hexdigest = fsverity_digest.hex().encode("ascii")
+    return hexdigest[:2] + b"/" + hexdigest[2:]
+
+
+def link_counts(root: Directory) -> Dict[int, int]:
+    """Return ``{id(leaf): number of directory entries naming it}`` for every leaf below ``root``."""
+    counts: Dict[int, int] = {}
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        for child in directory.entries.values():
+            if isinstance(child, Directory):
+                stack.append(child)
+            else:
+                key = id(child)
+                counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def walk(root: Directory, prefix: bytes = b"/") -> Iterator[Tuple[bytes, Node]]:

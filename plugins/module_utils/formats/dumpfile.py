@@ -1,0 +1,436 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, bootc.composefs maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""composefs dumpfiles (composefs-dump(5)): a filesystem tree as text, one line per file.
+
+Layer: formats. Written by ``composefs-info dump`` (C composefs 1.0.8, ``tools/composefs-info.c``)
+and composefs-rs (``crates/composefs/src/dumpfile.rs``); read by ``mkcomposefs --from-file``
+(``tools/mkcomposefs.c``) and composefs-rs (``dumpfile_parse.rs``). Upstream man page:
+``man/composefs-dump.md``. The tree it maps to is ``formats/tree.py``.
+
+A line is eleven fields separated by single spaces, then zero or more ``KEY=VALUE`` xattrs:
+
+===== ======= ===================================================================================
+field name    meaning
+===== ======= ===================================================================================
+1     PATH    absolute path, ``/`` for the root; parents come before children, root first
+2     SIZE    file size (decimal); for directories the size the image gave the directory
+3     MODE    ``st_mode`` in octal, type bits included; ``@`` in front marks a hardlink line
+4     NLINK   link count (decimal); written from the tree, ignored when read
+5     UID     owner (decimal, < 2**32)
+6     GID     group (decimal, < 2**32)
+7     RDEV    device number (decimal) of character and block devices, else 0
+8     MTIME   ``SECONDS.NANOSECONDS`` (``1.1`` is one second and one nanosecond); seconds may be < 0
+9     PAYLOAD symlink target; backing file ``xx/rest`` of an external file; hardlink target path
+10    CONTENT inline file content (must be SIZE bytes, at most 5000)
+11    DIGEST  hex fs-verity digest of an external file (64 hex digits, 128 for sha512)
+12+   XATTRS  ``KEY=VALUE``: the first unescaped ``=`` separates key from value
+===== ======= ===================================================================================
+
+Escapes: ``\\\\``, ``\\n``, ``\\r``, ``\\t`` and ``\\xHH`` (any byte). Writers escape every byte outside
+``!``..``~`` (so a space is ``\\x20``), ``=`` inside xattr fields, and a field that is exactly ``-``
+(``\\x2d``), because a lone ``-`` means "none". Xattr values never use the ``-`` sentinel.
+
+Hardlinks: the first path of a shared leaf (depth-first, names sorted) carries the data; later
+paths are hardlink lines whose PAYLOAD is the first path. ``composefs-info`` fills every other field
+of a hardlink line from the target; readers ignore all of them except PAYLOAD.
+
+Reading normalises like ``mkcomposefs`` does when it builds an image: a file with CONTENT is inline
+(PAYLOAD and DIGEST are ignored), a file of SIZE 0 is empty (PAYLOAD and DIGEST are ignored),
+anything else is external. Deliberately stricter than ``mkcomposefs``: paths must be canonical
+(no ``//``, ``.``, ``..``), a duplicate or missing parent is an error, nanoseconds must be below
+10**9, uid/gid must fit 32 bits, xattr keys must be 1..255 bytes without NUL. Empty lines are
+skipped. Not supported: NUL bytes in paths or symlink targets (they cannot exist on Linux).
+"""
+
+from __future__ import annotations
+
+import re
+import stat as _stat
+from typing import Dict, List, Optional, Tuple
+
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.formats.tree import (
+    MAX_NAME_BYTES,
+    Device,
+    Directory,
+    Fifo,
+    RegularFile,
+    Socket,
+    Stat,
+    Symlink,
+    link_counts,
+    object_pathname,
+)
+
+__all__ = [
+    "parse_dumpfile",
+    "encode_dumpfile",
+    "MAX_INLINE_CONTENT_BYTES",
+    "MAX_SYMLINK_TARGET_BYTES",
+]
+
+# --- limits (those of mkcomposefs 1.0.8 and the kernel) -----------------------------------------
+
+MAX_INLINE_CONTENT_BYTES = 5000  # LCFS_INLINE_CONTENT_MAX: longest CONTENT mkcomposefs accepts
+MAX_SYMLINK_TARGET_BYTES = 4095  # PATH_MAX - 1
+MAX_XATTR_NAME_BYTES = 255  # XATTR_NAME_MAX
+MAX_XATTR_VALUE_BYTES = 65535  # EROFS stores the value size in 16 bits
+NSEC_PER_SEC = 1000000000
+_FIELD_COUNT = 11
+_HARDLINK_FIELD_COUNT = 9  # PATH .. PAYLOAD
+
+# --- escaping ------------------------------------------------------------------------------------
+
+_NONE = b"-"
+_LONE_DASH = b"\\x2d"
+# bytes written as themselves: graphic ASCII except the backslash (and '=' in xattr fields)
+_NEEDS_ESCAPE = re.compile(rb"[^\x21-\x5b\x5d-\x7e]")
+_NEEDS_ESCAPE_XATTR = re.compile(rb"[^\x21-\x3c\x3e-\x5b\x5d-\x7e]")
+_NAMED_ESCAPES = {0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}
+_ESCAPED = [_NAMED_ESCAPES.get(c, bytes((c,)) if 0x21 <= c <= 0x7E else b"\\x%02x" % c) for c in range(256)]
+_ESCAPED_XATTR = list(_ESCAPED)
+_ESCAPED_XATTR[0x3D] = b"\\x3d"
+# a valid escape fills group 1; anything else after a backslash (or nothing) is an error
+_UNESCAPE = re.compile(rb"\\(?:(x[0-9a-fA-F]{2}|[\\nrt])|.?)", re.DOTALL)
+_UNESCAPED = {b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t"}
+
+# --- file types ----------------------------------------------------------------------------------
+
+_S_IFMT = _stat.S_IFMT(0o177777)
+_DEVICE_TYPES = (_stat.S_IFCHR, _stat.S_IFBLK)
+_TYPE_NAMES = {
+    _stat.S_IFREG: "regular file",
+    _stat.S_IFDIR: "directory",
+    _stat.S_IFLNK: "symlink",
+    _stat.S_IFCHR: "character device",
+    _stat.S_IFBLK: "block device",
+    _stat.S_IFIFO: "fifo",
+    _stat.S_IFSOCK: "socket",
+}
+
+
+def _unescape_match(match) -> bytes:
+    token = match.group(1)
+    if token is None:
+        raise ValueError("invalid escape %r" % (match.group(0),))
+    if token[:1] == b"x":
+        return bytes((int(token[1:], 16),))
+    return _UNESCAPED[token]
+
+
+def _unescape(field: bytes) -> bytes:
+    """Undo the dumpfile escapes of one field; a malformed escape raises ValueError."""
+    if b"\\" not in field:
+        return field
+    return _UNESCAPE.sub(_unescape_match, field)
+
+
+def _escape(value: bytes) -> bytes:
+    if _NEEDS_ESCAPE.search(value) is None:
+        return value
+    return b"".join([_ESCAPED[c] for c in value])
+
+
+def _escape_xattr(value: bytes) -> bytes:
+    if _NEEDS_ESCAPE_XATTR.search(value) is None:
+        return value
+    return b"".join([_ESCAPED_XATTR[c] for c in value])
+
+
+def _escape_optional(value: Optional[bytes]) -> bytes:
+    if value is None:
+        return _NONE
+    if value == _NONE:
+        return _LONE_DASH
+    return _escape(value)
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+
+def _decimal(field: bytes, what: str, limit: int) -> int:
+    if not field.isdigit():
+        raise ValueError("%s %r is not a decimal number" % (what, field))
+    value = int(field)
+    if value > limit:
+        raise ValueError("%s %d is out of range" % (what, value))
+    return value
+
+
+def _mode(field: bytes) -> int:
+    if not field.isdigit():
+        raise ValueError("mode %r is not an octal number" % (field,))
+    mode = int(field, 8)  # ValueError for digits 8 and 9
+    if mode > 0o177777 or _stat.S_IFMT(mode) not in _TYPE_NAMES:
+        raise ValueError("invalid mode %o" % mode)
+    return mode
+
+
+def _mtime(field: bytes) -> Tuple[int, int]:
+    seconds, dot, nanoseconds = field.partition(b".")
+    digits = seconds[1:] if seconds[:1] == b"-" else seconds
+    if not dot or not digits.isdigit() or not nanoseconds.isdigit():
+        raise ValueError("mtime %r is not SECONDS.NANOSECONDS" % (field,))
+    sec = int(seconds)
+    nsec = int(nanoseconds)
+    if nsec >= NSEC_PER_SEC or not -(1 << 63) <= sec < (1 << 63):
+        raise ValueError("mtime %r is out of range" % (field,))
+    return sec, nsec
+
+
+def _optional(field: bytes) -> Optional[bytes]:
+    if field == _NONE:
+        return None
+    return _unescape(field)
+
+
+def _xattrs(fields: List[bytes]) -> Dict[bytes, bytes]:
+    xattrs: Dict[bytes, bytes] = {}
+    for field in fields:
+        key, sep, value = field.partition(b"=")
+        if not sep:
+            raise ValueError("xattr %r has no '='" % (field,))
+        key = _unescape(key)
+        if not key or b"\0" in key or len(key) > MAX_XATTR_NAME_BYTES:
+            raise ValueError("invalid xattr key %r" % (key,))
+        value = _unescape(value)
+        if len(value) > MAX_XATTR_VALUE_BYTES:
+            raise ValueError("xattr %r value is longer than %d bytes" % (key, MAX_XATTR_VALUE_BYTES))
+        xattrs[key] = value
+    return xattrs
+
+
+def _digest(field: bytes) -> Optional[bytes]:
+    if field == _NONE:
+        return None
+    if len(field) not in (64, 128):
+        raise ValueError("digest %r is not 64 or 128 hex digits" % (field,))
+    return bytes.fromhex(field.decode("ascii"))  # ValueError (UnicodeDecodeError included) if not hex
+
+
+def _regular_file(stat: Stat, size: int, fields: List[bytes]) -> RegularFile:
+    content = _optional(fields[9])
+    if content is not None:
+        if len(content) != size:
+            raise ValueError("content is %d bytes but size is %d" % (len(content), size))
+        if size > MAX_INLINE_CONTENT_BYTES:
+            raise ValueError("inline content of %d bytes exceeds %d" % (size, MAX_INLINE_CONTENT_BYTES))
+        return RegularFile(stat, size, content)
+    if size == 0:
+        return RegularFile(stat, 0)
+    fsverity_digest = _digest(fields[10])
+    backing_path = _optional(fields[8])
+    if backing_path is not None and fsverity_digest is not None and backing_path == object_pathname(fsverity_digest):
+        backing_path = None
+    return RegularFile(stat, size, None, fsverity_digest, backing_path)
+
+
+def _leaf_or_directory(fields: List[bytes], mode: int):
+    """Build the node a full (non-hardlink) line describes."""
+    size = _decimal(fields[1], "size", (1 << 64) - 1)
+    _decimal(fields[3], "nlink", (1 << 64) - 1)
+    uid = _decimal(fields[4], "uid", 0xFFFFFFFF)
+    gid = _decimal(fields[5], "gid", 0xFFFFFFFF)
+    rdev = _decimal(fields[6], "rdev", (1 << 64) - 1)
+    sec, nsec = _mtime(fields[7])
+    stat = Stat(mode, uid, gid, sec, nsec, _xattrs(fields[11:]) if len(fields) > _FIELD_COUNT else {})
+    kind = mode & _S_IFMT
+    if kind == _stat.S_IFREG:
+        return _regular_file(stat, size, fields)
+    if kind == _stat.S_IFDIR:
+        return Directory(stat, {}, size)
+    if kind == _stat.S_IFLNK:
+        target = _optional(fields[8])
+        if not target or b"\0" in target or len(target) > MAX_SYMLINK_TARGET_BYTES:
+            raise ValueError("symlink target must be 1..%d bytes without NUL" % MAX_SYMLINK_TARGET_BYTES)
+        return Symlink(stat, target)
+    if kind in _DEVICE_TYPES:
+        return Device(stat, rdev)
+    if kind == _stat.S_IFIFO:
+        return Fifo(stat)
+    return Socket(stat)
+
+
+def _canonical_target(target: bytes) -> bytes:
+    """Hardlink targets are looked up like mkcomposefs does: extra and leading slashes are ignored."""
+    return b"/" + b"/".join(part for part in target.split(b"/") if part)
+
+
+class _Parser:
+    """State of one parse: directories and nodes by path, pending hardlinks."""
+
+    def __init__(self) -> None:
+        self.root: Optional[Directory] = None
+        self.directories: Dict[bytes, Directory] = {}
+        self.nodes: Dict[bytes, object] = {}
+        self.hardlinks: Dict[bytes, Tuple[int, int, Directory, bytes, bytes]] = {}
+
+    def parent_of(self, path: bytes) -> Tuple[Directory, bytes]:
+        if self.root is None:
+            raise ValueError("the first entry must be the root directory '/'")
+        if path in self.nodes:
+            raise ValueError("duplicate path %r" % (path,))
+        parent_path, _, name = path.rpartition(b"/")
+        parent = self.directories.get(parent_path or b"/")
+        if parent is None:
+            raise ValueError("parent directory of %r is missing or not a directory" % (path,))
+        if not name or name in (b".", b"..") or b"\0" in name or len(name) > MAX_NAME_BYTES:
+            raise ValueError("invalid file name %r" % (name,))
+        return parent, name
+
+    def line(self, fields: List[bytes], lineno: int, offset: int) -> None:
+        path = _unescape(fields[0])
+        if path[:1] != b"/":
+            raise ValueError("path %r is not absolute" % (path,))
+        mode_field = fields[2]
+        if mode_field[:1] == b"@":
+            mode = _mode(mode_field[1:])
+            if _stat.S_ISDIR(mode):
+                raise ValueError("directories cannot be hardlinked")
+            target = _optional(fields[8])
+            if not target:
+                raise ValueError("hardlink without a target path")
+            parent, name = self.parent_of(path)
+            self.nodes[path] = None
+            self.hardlinks[path] = (lineno, offset, parent, name, _canonical_target(target))
+            return
+        if len(fields) < _FIELD_COUNT:
+            raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
+        node = _leaf_or_directory(fields, _mode(mode_field))
+        if path == b"/":
+            if not isinstance(node, Directory):
+                raise ValueError("the root must be a directory")
+            if self.root is not None:
+                raise ValueError("duplicate root entry")
+            self.root = node
+            self.directories[b"/"] = node
+            self.nodes[b"/"] = node
+            return
+        parent, name = self.parent_of(path)
+        parent.entries[name] = node
+        self.nodes[path] = node
+        if isinstance(node, Directory):
+            self.directories[path] = node
+
+    def resolve(self, path: bytes, seen: Tuple[bytes, ...] = ()):
+        """Return the leaf a hardlink line names, following hardlinks to hardlinks."""
+        lineno, offset, _parent, _name, target = self.hardlinks[path]
+        if target == path or target in seen:
+            raise FormatError("line %d: hardlink loop through %r" % (lineno, target), offset)
+        if target not in self.nodes:
+            raise FormatError("line %d: hardlink target %r does not exist" % (lineno, target), offset)
+        node = self.nodes[target]
+        if node is None:
+            node = self.resolve(target, seen + (path,))
+        if isinstance(node, Directory):
+            raise FormatError("line %d: hardlink target %r is a directory" % (lineno, target), offset)
+        return node
+
+    def finish(self) -> Directory:
+        if self.root is None:
+            raise FormatError("dumpfile has no root directory entry", 0)
+        for path, (_lineno, _offset, parent, name, _target) in self.hardlinks.items():
+            parent.entries[name] = self.resolve(path)
+        return self.root
+
+
+
+
+def parse_dumpfile(text) -> Directory:
+    """Return the tree a composefs dumpfile (``str`` or bytes-like) describes.
+
+    Errors name the line: ``FormatError("line 12: ...", offset=<byte offset of the line>)``.
+    Hardlink lines may name targets that appear later in the file, as mkcomposefs allows.
+    """
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+    parser = _Parser()
+    offset = 0
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        if line:
+            fields = line.split(b" ")
+            try:
+                if len(fields) < _HARDLINK_FIELD_COUNT:
+                    raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
+                parser.line(fields, lineno, offset)
+            except (ValueError, IndexError) as err:
+                raise FormatError("line %d: %s" % (lineno, err), offset) from None
+        offset += len(line) + 1
+    return parser.finish()
+
+
+# --- encoding ------------------------------------------------------------------------------------
+
+
+def _file_fields(node, nlinks: Dict[int, int]) -> Tuple[int, int, int, int, Optional[bytes], Optional[bytes], Optional[bytes]]:
+    """(type bits, size, nlink, rdev, payload, content, digest hex) of a node's line."""
+    if isinstance(node, Directory):
+        subdirs = sum(1 for child in node.entries.values() if isinstance(child, Directory))
+        return _stat.S_IFDIR, node.size, 2 + subdirs, 0, None, None, None
+    nlink = nlinks.get(id(node), 1)
+    if isinstance(node, RegularFile):
+        if node.content is not None:
+            return _stat.S_IFREG, len(node.content), nlink, 0, None, node.content or None, None
+        if node.size == 0:
+            return _stat.S_IFREG, 0, nlink, 0, None, None, None
+        digest = node.fsverity_digest
+        payload = node.backing_path
+        if payload is None and digest is not None:
+            payload = object_pathname(digest)
+        return _stat.S_IFREG, node.size, nlink, 0, payload, None, None if digest is None else digest.hex().encode("ascii")
+    if isinstance(node, Symlink):
+        return _stat.S_IFLNK, len(node.target), nlink, 0, node.target, None, None
+    if isinstance(node, Device):
+        kind = node.stat.mode & _S_IFMT
+        if kind not in _DEVICE_TYPES:
+            raise FormatError("device node has mode %o, which is neither a character nor a block device" % node.stat.mode)
+        return kind, 0, nlink, node.rdev, None, None, None
+    if isinstance(node, Fifo):
+        return _stat.S_IFIFO, 0, nlink, 0, None, None, None
+    if isinstance(node, Socket):
+        return _stat.S_IFSOCK, 0, nlink, 0, None, None, None
+    raise FormatError("not a tree node: %r" % (node,))
+
+
+def _encode_line(path: bytes, node, nlinks: Dict[int, int], hardlink_target: Optional[bytes]) -> bytes:
+    kind, size, nlink, rdev, payload, content, digest = _file_fields(node, nlinks)
+    stat = node.stat
+    mode = kind | (stat.mode & 0o7777)
+    if hardlink_target is not None:
+        payload = hardlink_target
+    parts = [
+        _escape(path),
+        b"%d %s%o %d %d %d %d %d.%d" % (size, b"@" if hardlink_target is not None else b"", mode, nlink,
+                                        stat.uid, stat.gid, rdev, stat.mtime, stat.mtime_nsec),
+        _escape_optional(payload),
+        _escape_optional(content),
+        digest or _NONE,
+    ]
+    for key, value in stat.xattrs.items():
+        parts.append(_escape_xattr(key) + b"=" + _escape_xattr(value))
+    return b" ".join(parts)
+
+
+def encode_dumpfile(root: Directory) -> bytes:
+    """Return the dumpfile of ``root`` as ``composefs-info dump`` prints it (one line per path).
+
+    Paths are visited depth-first with names sorted; the first path of a shared leaf is written in
+    full, later ones as hardlink lines naming it. Xattrs keep the order of ``Stat.xattrs``.
+    """
+    nlinks = link_counts(root)
+    first_paths: Dict[int, bytes] = {}
+    lines = []
+    stack = [(b"/", root)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, Directory):
+            lines.append(_encode_line(path, node, nlinks, None))
+            base = path if path == b"/" else path + b"/"
+            stack.extend((base + name, child) for name, child in sorted(node.entries.items(), reverse=True))
+            continue
+        first = first_paths.get(id(node))
+        if first is None and nlinks.get(id(node), 1) > 1:
+            first_paths[id(node)] = path
+        lines.append(_encode_line(path, node, nlinks, first))
+    lines.append(b"")
+    return b"\n".join(lines)
