@@ -7,18 +7,18 @@ Layer: formats. Spec: ``composefs-repo.md`` section 7; upstream: composefs-rs
 ``crates/composefs/src/fsverity/{digest,ioctl,hashvalue}.rs``.
 
 Merkle tree. The file data is cut into 4096-byte blocks, the last one zero-padded; each block is
-hashed (level 0). The hashes of a level are concatenated, cut into 4096-byte blocks (128 sha256 or
-64 sha512 hashes per block, the last block zero-padded) and hashed again, giving the next level,
-until a level holds exactly one hash: the root. A file of at most one block has the hash of that
-padded block as root; an empty file has an all-zero root of the hash's size.
+hashed (level 0). The hashes of a level are concatenated, cut into 4096-byte tree blocks (128
+sha256 or 64 sha512 hashes per block, the last block zero-padded) and hashed again, giving the
+next level, until a level holds exactly one hash: the root. A file of at most one block has the
+hash of that padded block as root; an empty file has an all-zero root of the hash's size.
 
-Descriptor. The digest is the hash of this 256-byte record (integers little-endian):
+Descriptor. The digest is the hash of this 256-byte record; integers are little-endian:
 
 ====== ==== ============== ===============================================
 offset size field          value
 ====== ==== ============== ===============================================
 0      1    version        1
-1      1    hash_algorithm 1 = sha256, 2 = sha512 (the kernel id)
+1      1    hash_algorithm 1 = sha256, 2 = sha512 (the kernel's id)
 2      1    log_blocksize  12
 3      1    salt_size      0
 4      4    sig_size       0 (u32, reserved)
@@ -30,16 +30,22 @@ offset size field          value
 
 Kernel interfaces (``linux/fsverity.h``):
 
-- ``FS_IOC_ENABLE_VERITY`` (``0x40806685``) takes the 128-byte ``fsverity_enable_arg``
-  ``{u32 version=1, u32 hash_algorithm, u32 block_size=4096, u32 salt_size=0, u64 salt_ptr=0,
-  u32 sig_size=0, u32 reserved, u64 sig_ptr=0, u64 reserved[11]}``. The fd must be read-only and
-  no writable fd or shared writable mapping of the file may exist (else ``ETXTBSY``).
-- ``FS_IOC_MEASURE_VERITY`` (``0xc0046686``) fills ``{u16 digest_algorithm, u16 digest_size,
-  u8 digest[]}``; ``digest_size`` is the buffer size on input. ``ENODATA`` means verity is not
-  enabled on the file; ``ENOTTY``/``EOPNOTSUPP`` that the filesystem (or kernel) lacks support.
+- ``FS_IOC_ENABLE_VERITY`` (``0x40806685``) takes the 128-byte ``struct fsverity_enable_arg``
+  ``{u32 version=1; u32 hash_algorithm; u32 block_size=4096; u32 salt_size=0; u64 salt_ptr=0;
+  u32 sig_size=0; u32 reserved1; u64 sig_ptr=0; u64 reserved2[11]}``. The fd must be read-only
+  and no writable fd or writable shared mapping of the file may exist anywhere (``ETXTBSY``);
+  ``EEXIST`` means verity is already enabled.
+- ``FS_IOC_MEASURE_VERITY`` (``0xc0046686``) fills ``{u16 digest_algorithm; u16 digest_size;
+  u8 digest[]}``; on input ``digest_size`` is the room in the buffer (``EOVERFLOW`` if too
+  small). ``ENODATA``: verity is not enabled on the file.
+- ``ENOTTY`` / ``EOPNOTSUPP`` (and ``EINVAL`` from some filesystems) mean the kernel or the
+  filesystem has no fs-verity.
 
-Not supported: salts, block sizes other than 4096, builtin signatures, hash algorithms other than
-sha256 and sha512 (composefs uses none of them).
+Not supported: salts, block sizes other than 4096, builtin signatures, hash algorithms other
+than sha256 and sha512 (composefs uses none of them).
+
+Unlike the composefs-rs hasher, ``FsVerityHasher`` accepts chunks of any size (spec section 7.3:
+feeding it unaligned chunks produced wrong object names).
 """
 
 from __future__ import annotations
@@ -48,7 +54,11 @@ import errno
 import fcntl
 import hashlib
 import os
+import signal
+import stat
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
@@ -75,9 +85,9 @@ __all__ = [
 LG_BLOCK_SIZE = 12
 BLOCK_SIZE = 1 << LG_BLOCK_SIZE  # bytes per data block and per tree block
 DESCRIPTOR_SIZE = 256
-MAX_DIGEST_SIZE = 64  # root_hash field width in the descriptor
+MAX_DIGEST_SIZE = 64  # width of root_hash in the descriptor, and of the largest digest
 # version, hash_algorithm, log_blocksize, salt_size, sig_size, data_size, root_hash (zero-padded);
-# the remaining 176 bytes (salt + reserved) are zero.
+# salt and reserved (the remaining 176 bytes) are zero.
 _DESCRIPTOR_HEAD = struct.Struct("<BBBBIQ64s")
 _DESCRIPTOR_TAIL = bytes(DESCRIPTOR_SIZE - _DESCRIPTOR_HEAD.size)
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
@@ -87,11 +97,21 @@ _ZERO_BLOCK = bytes(BLOCK_SIZE)
 FS_IOC_ENABLE_VERITY = 0x40806685
 FS_IOC_MEASURE_VERITY = 0xC0046686
 # struct fsverity_enable_arg: version, hash_algorithm, block_size, salt_size, salt_ptr, sig_size,
-# reserved1, sig_ptr, then reserved2[11] (88 zero bytes) to 128 bytes.
+# reserved1, sig_ptr, then reserved2[11] (88 zero bytes): 128 bytes in all.
 _ENABLE_ARG = struct.Struct("<IIIIQIIQ88x")
-# struct fsverity_digest header: digest_algorithm, digest_size (followed by the digest bytes).
+# struct fsverity_digest header: digest_algorithm, digest_size; the digest bytes follow.
 _MEASURE_HEAD = struct.Struct("<HH")
-_UNSUPPORTED_ERRNOS = frozenset((errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL))
+_NO_VERITY_SUPPORT = frozenset((errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL))
+
+# --- Reading and parallelism ------------------------------------------------------------------
+
+# Bytes read per system call: a multiple of every level-1 tree block's coverage (128 * 4096 for
+# sha256), small enough to stay in the CPU cache between the copy and the hashing.
+_READ_SIZE = 1 << 20
+# digest_path with threads=None hashes in parallel only from this size on, giving each worker at
+# least this much: below it, starting a worker costs more than it saves.
+_PARALLEL_MIN_BYTES = 16 << 20
+_MAX_AUTO_WORKERS = 8
 
 
 class HashAlgorithm(NamedTuple):
@@ -106,7 +126,24 @@ SHA256 = HashAlgorithm("sha256", 1, 32)
 SHA512 = HashAlgorithm("sha512", 2, 64)
 ALGORITHMS = (SHA256, SHA512)
 
-_CONSTRUCTORS = {SHA256.kernel_id: hashlib.sha256, SHA512.kernel_id: hashlib.sha512}
+
+class _Hashing(NamedTuple):
+    """What the tree code needs of an algorithm: constructor, unbound ``digest``, hashes per block."""
+
+    new: object
+    digest_of: object
+    hashes_per_block: int
+
+
+def _hashing_for(constructor, algorithm: HashAlgorithm) -> _Hashing:
+    # type(...).digest is the unbound C method: map() can call it without a Python frame.
+    return _Hashing(constructor, type(constructor()).digest, BLOCK_SIZE // algorithm.digest_size)
+
+
+_HASHING = {
+    SHA256: _hashing_for(hashlib.sha256, SHA256),
+    SHA512: _hashing_for(hashlib.sha512, SHA512),
+}
 
 
 def algorithm_by_name(name: str) -> HashAlgorithm:
@@ -118,121 +155,150 @@ def algorithm_by_name(name: str) -> HashAlgorithm:
 
 
 def algorithm_by_kernel_id(kernel_id: int) -> HashAlgorithm:
-    """Return the algorithm with kernel id ``kernel_id`` (1 or 2); FormatError otherwise."""
+    """Return the algorithm whose kernel id is ``kernel_id`` (1 or 2); FormatError otherwise."""
     for algorithm in ALGORITHMS:
         if algorithm.kernel_id == kernel_id:
             return algorithm
     raise FormatError("unknown fs-verity hash algorithm id %r (expected 1 = sha256 or 2 = sha512)" % (kernel_id,))
 
 
-def _constructor(algorithm: HashAlgorithm):
+def _hashing(algorithm: HashAlgorithm) -> _Hashing:
     if algorithm not in ALGORITHMS:
         raise FormatError("unknown fs-verity hash algorithm %r (expected SHA256 or SHA512)" % (algorithm,))
-    return _CONSTRUCTORS[algorithm.kernel_id]
+    return _HASHING[algorithm]
 
 
-def _descriptor_digest(new, algorithm: HashAlgorithm, data_size: int, root: bytes) -> bytes:
+# --- Tree arithmetic (pure) -------------------------------------------------------------------
+
+
+def _hash_blocks(hashing: _Hashing, view, start: int, end: int) -> bytes:
+    """Concatenated hashes of the whole blocks of ``view[start:end]`` (a multiple of BLOCK_SIZE).
+
+    Hot path (bench/bench_fsverity.py): the loop runs entirely in C (map over slice objects,
+    constructor and unbound digest), so each block costs two hashlib calls and no bytecode.
+    """
+    blocks = map(view.__getitem__, map(slice, range(start, end, BLOCK_SIZE), range(start + BLOCK_SIZE, end + BLOCK_SIZE, BLOCK_SIZE)))
+    return b"".join(map(hashing.digest_of, map(hashing.new, blocks)))
+
+
+def _next_level(hashing: _Hashing, hashes: bytes) -> bytes:
+    """Hashes of the tree blocks holding ``hashes``, the last block zero-padded."""
+    whole = len(hashes) - len(hashes) % BLOCK_SIZE
+    result = _hash_blocks(hashing, memoryview(hashes), 0, whole)
+    if whole < len(hashes):
+        result += hashing.new(hashes[whole:] + _ZERO_BLOCK[len(hashes) - whole:]).digest()
+    return result
+
+
+def _root_from_level(hashing: _Hashing, hashes: bytes) -> bytes:
+    """Root hash of a tree whose level (0 or above) holding ``hashes`` has at least one hash."""
+    size = len(hashes) // (BLOCK_SIZE // hashing.hashes_per_block)
+    while size > 1:
+        hashes = _next_level(hashing, hashes)
+        size = (size + hashing.hashes_per_block - 1) // hashing.hashes_per_block
+    return hashes
+
+
+def _descriptor_digest(hashing: _Hashing, algorithm: HashAlgorithm, data_size: int, root: bytes) -> bytes:
+    """The fs-verity digest: hash of the descriptor for ``data_size`` bytes with tree root ``root``."""
     head = _DESCRIPTOR_HEAD.pack(1, algorithm.kernel_id, LG_BLOCK_SIZE, 0, 0, data_size, root)
-    return new(head + _DESCRIPTOR_TAIL).digest()
+    return hashing.new(head + _DESCRIPTOR_TAIL).digest()
 
 
-def _hash_blocks(new, buf, start: int, end: int) -> bytes:
-    """Concatenated hashes of the whole blocks ``buf[start:end]`` (``end - start`` a multiple of BLOCK_SIZE)."""
-    view = memoryview(buf)
-    return b"".join([new(view[i:i + BLOCK_SIZE]).digest() for i in range(start, end, BLOCK_SIZE)])
+# --- Incremental hashing ----------------------------------------------------------------------
 
 
 class FsVerityHasher:
     """Incremental fs-verity digest: ``update()`` with chunks of any size, then ``digest()``.
 
-    Unlike the composefs-rs hasher (spec section 7.3), chunks need not be block-aligned: data is
-    buffered until a whole block is available.
+    Data that does not fill a block waits in a buffer; each tree level keeps the hashes that do
+    not yet fill a tree block, so memory stays below one block per level.
     """
 
     def __init__(self, algorithm: HashAlgorithm = SHA256) -> None:
         self.algorithm = algorithm
-        self._new = _constructor(algorithm)
+        self._hashing = _hashing(algorithm)
         self._size = 0
-        self._partial = bytearray()  # data not yet making a whole block (< BLOCK_SIZE bytes)
-        self._levels = []  # per tree level: hashes not yet making a whole tree block
-        self._counts = []  # per tree level: number of hashes produced so far
+        self._partial = bytearray()  # data not yet filling a block (< BLOCK_SIZE bytes)
+        self._pending = []  # per tree level: hashes not yet filling a tree block
+        self._counts = []  # per tree level: hashes produced so far
+
+    @property
+    def size(self) -> int:
+        """Number of data bytes fed so far."""
+        return self._size
 
     def update(self, data) -> None:
         """Feed the next bytes of the file (any bytes-like object, any length)."""
-        view = memoryview(data).cast("B")
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
         length = len(view)
         if not length:
             return
         self._size += length
         start = 0
         if self._partial:
-            take = min(BLOCK_SIZE - len(self._partial), length)
-            self._partial += view[:take]
-            start = take
+            start = min(BLOCK_SIZE - len(self._partial), length)
+            self._partial += view[:start]
             if len(self._partial) < BLOCK_SIZE:
                 return
-            self._add_hashes(0, self._new(self._partial).digest(), 1)
+            self._add(0, self._hashing.new(self._partial).digest(), 1)
             self._partial = bytearray()
-        whole_end = start + (length - start) // BLOCK_SIZE * BLOCK_SIZE
+        whole_end = length - (length - start) % BLOCK_SIZE
         if whole_end > start:
-            self._add_hashes(0, _hash_blocks(self._new, view, start, whole_end), (whole_end - start) // BLOCK_SIZE)
+            self._add(0, _hash_blocks(self._hashing, view, start, whole_end), (whole_end - start) // BLOCK_SIZE)
         if whole_end < length:
             self._partial += view[whole_end:]
 
-    def _add_hashes(self, level: int, hashes: bytes, count: int) -> None:
+    def _add(self, level: int, hashes: bytes, count: int) -> None:
+        """Append ``count`` hashes to ``level``, hashing every tree block they fill into the next level."""
         while True:
-            if level == len(self._levels):
-                self._levels.append(bytearray())
+            if level == len(self._pending):
+                self._pending.append(bytearray())
                 self._counts.append(0)
-            pending = self._levels[level]
+            pending = self._pending[level]
             pending += hashes
             self._counts[level] += count
-            whole = len(pending) // BLOCK_SIZE * BLOCK_SIZE
+            whole = len(pending) - len(pending) % BLOCK_SIZE
             if not whole:
                 return
-            hashes = _hash_blocks(self._new, pending, 0, whole)
+            hashes = _hash_blocks(self._hashing, pending, 0, whole)
             count = whole // BLOCK_SIZE
             del pending[:whole]
             level += 1
 
     def digest(self) -> bytes:
         """Return the fs-verity digest of everything fed so far (the hasher stays usable)."""
-        new = self._new
-        size = self._size
-        levels = [bytearray(pending) for pending in self._levels]
+        hashing = self._hashing
+        pending = [bytes(level) for level in self._pending]
         counts = list(self._counts)
         if self._partial:
-            hashes = new(bytes(self._partial) + _ZERO_BLOCK[len(self._partial):]).digest()
-            if not levels:
-                levels.append(bytearray())
+            if not pending:
+                pending.append(b"")
                 counts.append(0)
-            levels[0] += hashes
+            pending[0] += hashing.new(bytes(self._partial) + _ZERO_BLOCK[len(self._partial):]).digest()
             counts[0] += 1
-        root = _finish_levels(new, levels, counts)
-        return _descriptor_digest(new, self.algorithm, size, root)
+        root = bytes(MAX_DIGEST_SIZE)
+        level = 0
+        while level < len(pending):
+            if counts[level] == 1:
+                root = pending[level]
+                break
+            # This level has several hashes: its unfinished tree block, zero-padded, is the last
+            # block hashed into the level above.
+            if pending[level]:
+                if level + 1 == len(pending):
+                    pending.append(b"")
+                    counts.append(0)
+                pending[level + 1] += hashing.new(pending[level] + _ZERO_BLOCK[len(pending[level]):]).digest()
+                counts[level + 1] += 1
+            level += 1
+        return _descriptor_digest(hashing, self.algorithm, self._size, root)
 
     def hexdigest(self) -> str:
-        """Return ``digest()`` as lowercase hex (the repository object id)."""
+        """Return ``digest()`` as lowercase hex (a repository object id)."""
         return self.digest().hex()
-
-
-def _finish_levels(new, levels, counts) -> bytes:
-    """Root hash from per-level pending hashes (each shorter than a block) and hash counts."""
-    if not levels:
-        return bytes(MAX_DIGEST_SIZE)
-    level = 0
-    while True:
-        pending = levels[level]
-        if counts[level] == 1:
-            return bytes(pending)
-        if pending:
-            block = bytes(pending) + _ZERO_BLOCK[len(pending):]
-            if level + 1 == len(levels):
-                levels.append(bytearray())
-                counts.append(0)
-            levels[level + 1] += new(block).digest()
-            counts[level + 1] += 1
-        level += 1
 
 
 def digest_bytes(data, algorithm: HashAlgorithm = SHA256) -> bytes:
@@ -242,54 +308,234 @@ def digest_bytes(data, algorithm: HashAlgorithm = SHA256) -> bytes:
     return hasher.digest()
 
 
-_READ_SIZE = 1 << 20
-
-
 def digest_fileobj(fileobj, algorithm: HashAlgorithm = SHA256) -> bytes:
-    """Return the fs-verity digest of what ``fileobj`` yields from its position to EOF."""
+    """Return the fs-verity digest of what ``fileobj`` yields from its position to EOF.
+
+    Reads with ``readinto`` into one reused buffer when the object has it, else with ``read``.
+    """
     hasher = FsVerityHasher(algorithm)
-    while True:
-        chunk = fileobj.read(_READ_SIZE)
-        if not chunk:
-            break
-        hasher.update(chunk)
+    readinto = getattr(fileobj, "readinto", None)
+    if readinto is not None:
+        buf = bytearray(_READ_SIZE)
+        view = memoryview(buf)
+        while True:
+            count = readinto(buf)
+            if not count:
+                break
+            hasher.update(view[:count])
+    else:
+        while True:
+            chunk = fileobj.read(_READ_SIZE)
+            if not chunk:
+                break
+            hasher.update(chunk)
     return hasher.digest()
+
+
+# --- Files: kernel measurement or (parallel) computation ----------------------------------------
 
 
 def digest_path(path, algorithm: HashAlgorithm = SHA256, threads: int | None = None, use_kernel: bool = True) -> bytes:
     """Return the fs-verity digest of the file at ``path``.
 
     With ``use_kernel`` the kernel's measurement is returned when the file has fs-verity enabled
-    with ``algorithm``; otherwise the digest is computed.
+    with ``algorithm``; otherwise the digest is computed. ``threads`` is the number of CPU
+    workers: None gives one per available CPU and per 16 MiB of file, at most 8; an explicit
+    number is used as given (capped by the number of level-1 tree blocks).
+
+    Parallel workers hash disjoint ranges of data blocks, each range a whole number of level-1
+    tree blocks, so their level-1 hashes concatenate into the file's level 1. The extra workers
+    are forked child processes when this process has a single thread: hashlib releases the GIL
+    while it hashes a 4 KiB block, but the GIL is taken back for every block, and on 2-CPU VMs
+    two threads then run sha256 no faster than one (bench/bench_fsverity.py). A process with
+    other threads alive cannot fork safely, so it uses threads instead.
     """
-    _constructor(algorithm)
+    hashing = _hashing(algorithm)
+    if threads is not None and threads < 1:
+        raise FormatError("threads must be at least 1, got %r" % (threads,))
     try:
-        with open(path, "rb") as fileobj:
-            if use_kernel:
-                measured = measure_fd(fileobj.fileno(), algorithm)
-                if measured is not None:
-                    return measured
-            return digest_fileobj(fileobj, algorithm)
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
-        raise ComposefsError("cannot read file for fs-verity digest: %s" % (err.strerror or err,), path=str(path)) from err
+        raise ComposefsError("cannot open file to compute its fs-verity digest: %s" % (err.strerror or err,), path=str(path)) from err
+    try:
+        if use_kernel:
+            measured = measure_fd(fd, algorithm)
+            if measured is not None:
+                return measured
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            with os.fdopen(os.dup(fd), "rb") as fileobj:
+                return digest_fileobj(fileobj, algorithm)
+        size = info.st_size
+        level1 = _hash_file(fd, hashing, size, _worker_count(threads, size, hashing))
+        if os.fstat(fd).st_size != size:
+            raise ComposefsError("file changed size while its fs-verity digest was computed", path=str(path))
+        root = _root_from_level(hashing, level1) if level1 else bytes(MAX_DIGEST_SIZE)
+        return _descriptor_digest(hashing, algorithm, size, root)
+    except ComposefsError as err:
+        raise err.with_path(path)
+    except OSError as err:
+        raise ComposefsError("cannot read file to compute its fs-verity digest: %s" % (err.strerror or err,), path=str(path)) from err
+    finally:
+        os.close(fd)
+
+
+def _worker_count(threads: int | None, size: int, hashing: _Hashing) -> int:
+    level1_blocks = -(-size // (BLOCK_SIZE * hashing.hashes_per_block))
+    if threads is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        threads = min(cpus, _MAX_AUTO_WORKERS, max(1, size // _PARALLEL_MIN_BYTES))
+    return max(1, min(threads, level1_blocks))
+
+
+def _hash_file(fd: int, hashing: _Hashing, size: int, workers: int) -> bytes:
+    """The file's lowest tree level that fits the workers' split: level 0 for files of one block, else level 1."""
+    if size <= BLOCK_SIZE:
+        data = _read_exactly(fd, 0, size)
+        return hashing.new(data + _ZERO_BLOCK[size:]).digest() if size else b""
+    span = BLOCK_SIZE * hashing.hashes_per_block  # data bytes under one level-1 hash
+    level1_blocks = -(-size // span)
+    bounds = [level1_blocks * k // workers * span for k in range(workers)] + [size]
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+    if len(ranges) == 1:
+        return _hash_range(fd, hashing, 0, size)
+    if _fork_is_safe():
+        return _hash_ranges_forked(fd, hashing, ranges)
+    with ThreadPoolExecutor(max_workers=len(ranges) - 1) as pool:
+        futures = [pool.submit(_hash_range, fd, hashing, start, end) for start, end in ranges[1:]]
+        first = _hash_range(fd, hashing, ranges[0][0], ranges[0][1])
+        return first + b"".join(future.result() for future in futures)
+
+
+def _read_exactly(fd: int, offset: int, size: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    while len(data) < size:
+        more = os.pread(fd, size - len(data), offset + len(data))
+        if not more:
+            raise ComposefsError("file shrank while its fs-verity digest was computed (short read at offset %d)" % (offset + len(data)))
+        data += more
+    return data
+
+
+def _hash_range(fd: int, hashing: _Hashing, start: int, end: int) -> bytes:
+    """Level-1 hashes of the data in ``[start, end)``: ``start`` on a level-1 boundary, ``end`` too or EOF.
+
+    Hot path (bench/bench_fsverity.py): one reused buffer filled by preadv, level-0 hashes of a
+    whole buffer in one C-level loop.
+    """
+    view = memoryview(bytearray(_READ_SIZE))
+    level1 = []
+    offset = start
+    while offset < end:
+        want = min(_READ_SIZE, end - offset)
+        got = _fill(fd, view[:want], offset)
+        if got < want:
+            raise ComposefsError("file shrank while its fs-verity digest was computed (short read at offset %d)" % (offset + got))
+        if want % BLOCK_SIZE:
+            # Only the file's last block can be partial: zero-pad it.
+            padded = want + BLOCK_SIZE - want % BLOCK_SIZE
+            view[want:padded] = _ZERO_BLOCK[:padded - want]
+            want = padded
+        # _READ_SIZE and range bounds are multiples of the level-1 span, so only the file's last
+        # level-1 block can be partial: _next_level zero-pads it.
+        level1.append(_next_level(hashing, _hash_blocks(hashing, view, 0, want)))
+        offset += _READ_SIZE
+    return b"".join(level1)
+
+
+def _fill(fd: int, view, offset: int) -> int:
+    """Read into ``view`` from ``offset`` until it is full or EOF; return the bytes read."""
+    done = 0
+    while done < len(view):
+        count = os.preadv(fd, [view[done:]], offset + done)
+        if not count:
+            break
+        done += count
+    return done
+
+
+def _fork_is_safe() -> bool:
+    """Forking copies only the calling thread: it is safe only when no other thread is running."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _hash_ranges_forked(fd: int, hashing: _Hashing, ranges) -> bytes:
+    """Hash ``ranges[0]`` here and each other range in a forked child writing its level-1 hashes to a pipe."""
+    children = []  # (pid, read end of its pipe)
+    try:
+        for start, end in ranges[1:]:
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: never returns into the caller's code
+                status = 1
+                try:
+                    os.close(read_end)
+                    _write_all(write_end, _hash_range(fd, hashing, start, end))
+                    status = 0
+                finally:
+                    os._exit(status)  # pylint: disable=protected-access
+            os.close(write_end)
+            children.append((pid, read_end))
+        parts = [_hash_range(fd, hashing, ranges[0][0], ranges[0][1])]
+        for pid, read_end in children:
+            parts.append(_read_all(read_end))
+        for index, (pid, read_end) in enumerate(children):
+            _, status = os.waitpid(pid, 0)
+            children[index] = (None, read_end)
+            start, end = ranges[index + 1]
+            expected = -(-(end - start) // (BLOCK_SIZE * hashing.hashes_per_block)) * (BLOCK_SIZE // hashing.hashes_per_block)
+            if status != 0 or len(parts[index + 1]) != expected:
+                raise ComposefsError("fs-verity worker process for bytes %d-%d failed (wait status %d)" % (start, end, status))
+        return b"".join(parts)
+    finally:
+        for pid, read_end in children:
+            os.close(read_end)
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+# --- Kernel ioctls --------------------------------------------------------------------------------
 
 
 def measure_fd(fd: int, algorithm: HashAlgorithm) -> bytes | None:
-    """Return the kernel's fs-verity digest of open file ``fd``, or None when it has none.
+    """Return the kernel's fs-verity digest of open file ``fd``, or None when it has none to give.
 
-    None means: verity is not enabled on the file (ENODATA), the filesystem or kernel does not
+    None means: verity is not enabled on the file (ENODATA), the kernel or filesystem does not
     support it (ENOTTY, EOPNOTSUPP, EINVAL), or the file's verity uses another algorithm than
-    ``algorithm`` (its digest is then not the one asked for). Other errors raise ComposefsError.
+    ``algorithm`` (its digest is not the one asked for; compute it instead). Other errors raise
+    ComposefsError.
     """
-    _constructor(algorithm)
+    _hashing(algorithm)
     buf = bytearray(_MEASURE_HEAD.size + MAX_DIGEST_SIZE)
     _MEASURE_HEAD.pack_into(buf, 0, 0, MAX_DIGEST_SIZE)
     try:
         fcntl.ioctl(fd, FS_IOC_MEASURE_VERITY, buf, True)
     except OSError as err:
-        if err.errno == errno.ENODATA or err.errno in _UNSUPPORTED_ERRNOS:
+        if err.errno == errno.ENODATA or err.errno in _NO_VERITY_SUPPORT:
             return None
-        raise ComposefsError("FS_IOC_MEASURE_VERITY failed: %s" % os.strerror(err.errno or 0)) from err
+        raise ComposefsError("cannot measure the fs-verity digest (FS_IOC_MEASURE_VERITY): %s" % os.strerror(err.errno or 0)) from err
     kernel_id, size = _MEASURE_HEAD.unpack_from(buf, 0)
     if kernel_id != algorithm.kernel_id or size != algorithm.digest_size:
         return None
@@ -297,22 +543,23 @@ def measure_fd(fd: int, algorithm: HashAlgorithm) -> bytes | None:
 
 
 def enable_fd(fd: int, algorithm: HashAlgorithm) -> bool:
-    """Enable fs-verity on open file ``fd``; True when enabled (or already), False when unsupported.
+    """Enable fs-verity on open file ``fd``: True when enabled (or already was), False when unsupported.
 
-    The fd must be opened read-only and no writable fd or mapping of the file may exist anywhere
-    (ETXTBSY otherwise). Other failures raise ComposefsError.
+    The fd must be opened read-only and no writable fd or mapping of the file may exist anywhere.
+    Other failures raise ComposefsError. Enabling reads the whole file to build the tree; an
+    already enabled file keeps its algorithm (check it with ``measure_fd``).
     """
-    _constructor(algorithm)
-    arg = bytearray(_ENABLE_ARG.pack(1, algorithm.kernel_id, BLOCK_SIZE, 0, 0, 0, 0, 0))
+    _hashing(algorithm)
+    arg = _ENABLE_ARG.pack(1, algorithm.kernel_id, BLOCK_SIZE, 0, 0, 0, 0, 0)
     try:
-        fcntl.ioctl(fd, FS_IOC_ENABLE_VERITY, arg, False)
+        fcntl.ioctl(fd, FS_IOC_ENABLE_VERITY, arg)
     except OSError as err:
         if err.errno == errno.EEXIST:
             return True
         if err.errno in (errno.ENOTTY, errno.EOPNOTSUPP):
             return False
         if err.errno == errno.ETXTBSY:
-            raise ComposefsError("cannot enable fs-verity: the file is still open for writing somewhere "
-                                 "(close every writable descriptor and mapping, then reopen it read-only)") from err
-        raise ComposefsError("FS_IOC_ENABLE_VERITY failed: %s" % os.strerror(err.errno or 0)) from err
+            raise ComposefsError("cannot enable fs-verity: the file is open for writing (ETXTBSY); close every writable "
+                                 "descriptor and mapping of it, then enable verity through a read-only descriptor") from err
+        raise ComposefsError("cannot enable fs-verity (FS_IOC_ENABLE_VERITY): %s" % os.strerror(err.errno or 0)) from err
     return True
