@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, bootc.composefs maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure-Python zstd codec (RFC 8878): the fallback backend of ``zstd.py``, always available.
+
+Layer: formats. Decoding covers the whole format except dictionaries: frames and skippable frames
+(``zstd_frame.py``), raw / RLE / compressed blocks (``zstd_block.py``), Huffman and FSE entropy
+coding in every mode (``zstd_entropy.py``), repeat offsets, and the XXH64 content checksum, which
+is verified when present. Each frame is decoded into its own buffer, so a match may reach back to
+the start of its frame (whatever the window size says) but never into an earlier frame.
+
+Encoding writes valid but simple frames:
+
+| part | what is written |
+|---|---|
+| frame header | Frame_Content_Size always; Single_Segment when the content fits in 128 KiB, else a 128 KiB window |
+| blocks | a run of at least ``MIN_RUN_BYTES`` equal bytes becomes RLE blocks, everything else raw blocks; at most 128 KiB each |
+| empty input | one empty raw block (``28 b5 2f fd 20 00 01 00 00``) |
+| checksum | XXH64 low 32 bits, only when asked for (composefs-rs writes none) |
+
+Block layout and sizes are those of ``zstd_frame.py``; the compression level is accepted for the
+common signature and does not change the output.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional
+
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_block, zstd_frame
+
+__all__ = ["MIN_RUN_BYTES", "decompress", "decompress_frames", "decode_frame", "compress"]
+
+# --- encoder ---------------------------------------------------------------------------------------
+# Shorter runs are not worth a block header of their own (3 bytes + 1, against a split raw block).
+MIN_RUN_BYTES = 32
+_RUN = re.compile(rb"(.)\1{%d,}" % (MIN_RUN_BYTES - 1), re.DOTALL)
+# The window announced by multi-block frames: raw and RLE blocks never refer back, so one block.
+ENCODER_WINDOW_LOG = 17
+
+
+def _too_large(limit: int, total_limit: Optional[int], offset: int) -> FormatError:
+    return FormatError("zstd data inflates to more than max_size (%d bytes)" % (total_limit if total_limit is not None else limit),
+                       offset=offset)
+
+
+def decode_frame(view, span: zstd_frame.FrameSpan, limit: Optional[int] = None, total_limit: Optional[int] = None) -> bytes:
+    """Decode one zstd frame whose framing ``scan_frames`` has checked; ``limit`` bounds its output."""
+    header = span.header
+    pos = span.start + header.header_size
+    block_max = header.block_max_size
+    expected = header.content_size
+    state = zstd_block.FrameState()
+    out = bytearray()
+    while True:
+        value = view[pos] | (view[pos + 1] << 8) | (view[pos + 2] << 16)
+        block_type = (value >> 1) & 3
+        size = value >> 3
+        block_start = pos
+        pos += zstd_frame.BLOCK_HEADER_SIZE
+        if block_type == zstd_frame.BLOCK_RAW:
+            out += view[pos:pos + size]
+            pos += size
+        elif block_type == zstd_frame.BLOCK_RLE:
+            out += bytes((view[pos],)) * size
+            pos += 1
+        else:
+            zstd_block.decode_compressed_block(view, pos, pos + size, out, state, block_max)
+            pos += size
+        if limit is not None and len(out) > limit:
+            raise _too_large(limit, total_limit, block_start)
+        if expected is not None and len(out) > expected:
+            raise FormatError("frame content exceeds its declared size %d" % expected, offset=block_start)
+        if value & 1:
+            break
+    if expected is not None and len(out) != expected:
+        raise FormatError("frame content is %d bytes, its header declares %d" % (len(out), expected), offset=span.start)
+    if header.has_checksum:
+        stored = zstd_frame.U32.unpack_from(view, pos)[0]
+        actual = zstd_frame.xxh64(out) & 0xFFFFFFFF
+        if stored != actual:
+            raise FormatError("content checksum mismatch: frame says %08x, content hashes to %08x" % (stored, actual), offset=pos)
+    return bytes(out)
+
+
+def decompress_frames(view, spans: List[zstd_frame.FrameSpan], max_size: Optional[int] = None) -> bytes:
+    """Decode the zstd frames of ``spans`` (from ``scan_frames(view)``), skipping skippable frames."""
+    pieces = []
+    total = 0
+    for span in spans:
+        if span.header is None:
+            continue
+        limit = None if max_size is None else max_size - total
+        piece = decode_frame(view, span, limit, max_size)
+        total += len(piece)
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def decompress(data, max_size: Optional[int] = None) -> bytes:
+    """Decode every frame of ``data``; ``FormatError`` on malformed input or output beyond ``max_size``."""
+    view = memoryview(data).cast("B")
+    return decompress_frames(view, zstd_frame.scan_frames(view), max_size)
+
+
+def _blocks(data: bytes):
+    """Yield (block type, payload, regenerated size) covering ``data``."""
+    pos = 0
+    for run in _RUN.finditer(data):
+        start, stop = run.span()
+        for chunk in range(pos, start, zstd_frame.MAX_BLOCK_SIZE):
+            piece = data[chunk:min(start, chunk + zstd_frame.MAX_BLOCK_SIZE)]
+            yield zstd_frame.BLOCK_RAW, piece, len(piece)
+        byte = data[start:start + 1]
+        for chunk in range(start, stop, zstd_frame.MAX_BLOCK_SIZE):
+            yield zstd_frame.BLOCK_RLE, byte, min(stop, chunk + zstd_frame.MAX_BLOCK_SIZE) - chunk
+        pos = stop
+    for chunk in range(pos, len(data), zstd_frame.MAX_BLOCK_SIZE):
+        piece = data[chunk:chunk + zstd_frame.MAX_BLOCK_SIZE]
+        yield zstd_frame.BLOCK_RAW, piece, len(piece)
+
+
+def compress(data, level: int = 3, checksum: bool = False) -> bytes:  # pylint: disable=unused-argument
+    """Encode ``data`` as one zstd frame of raw and RLE blocks (``level`` does not matter here)."""
+    data = bytes(data)
+    parts = [zstd_frame.encode_frame_header(len(data), checksum, ENCODER_WINDOW_LOG)]
+    blocks = list(_blocks(data)) or [(zstd_frame.BLOCK_RAW, b"", 0)]
+    last = len(blocks) - 1
+    for index, (block_type, payload, size) in enumerate(blocks):
+        parts.append(zstd_frame.encode_block_header(index == last, block_type, size))
+        parts.append(payload)
+    if checksum:
+        parts.append(zstd_frame.U32.pack(zstd_frame.xxh64(data) & 0xFFFFFFFF))
+    return b"".join(parts)
