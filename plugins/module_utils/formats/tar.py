@@ -217,7 +217,12 @@ MAX_EXTENSION_HEADERS = 16
 MAX_ENTRY_SIZE = (1 << 63) - 1
 # uid, gid, device major/minor are 32-bit in the kernel and in EROFS.
 MAX_ID = 0xFFFFFFFF
+# Inode timestamps are signed 64-bit seconds.
+MIN_MTIME = -(1 << 63)
+MAX_MTIME = (1 << 63) - 1
 NSEC_DIGITS = 9
+# Permission and special bits of a mode field.
+PERMISSION_BITS = 0o7777
 
 
 class TarHeader(NamedTuple):
@@ -882,7 +887,9 @@ def layer_entry_from_tar(entry: TarEntry, content: Optional[bytes], offset: Opti
     for what, value in (("uid", entry.uid), ("gid", entry.gid)):
         if value > MAX_ID:
             raise _member_error(entry.path, "%s %d does not fit in 32 bits" % (what, value), where)
-    node_stat = tree.Stat(mode=IFMT_BY_KIND[kind] | _stat.S_IMODE(entry.mode), uid=entry.uid, gid=entry.gid,
+    if not MIN_MTIME <= entry.mtime <= MAX_MTIME:
+        raise _member_error(entry.path, "mtime %d does not fit in 64 bits" % entry.mtime, where)
+    node_stat = tree.Stat(mode=IFMT_BY_KIND[kind] | (entry.mode & PERMISSION_BITS), uid=entry.uid, gid=entry.gid,
                           mtime=entry.mtime, mtime_nsec=entry.mtime_nsec, xattrs=dict(entry.xattrs))
     if kind == "directory":
         node: tree.Node = tree.Directory(node_stat)
