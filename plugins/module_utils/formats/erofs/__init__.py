@@ -1,1 +1,1 @@
-"""erofs layer of the bootc.composefs library (see docs/architecture.md)."""
+"""EROFS images of the composefs format: ``layout`` (on-disk structures), ``reader``, ``writer``."""
