@@ -30,8 +30,10 @@ backend inflates. Backends, tried in this order once, at first use:
 | ``python`` | ``zstd_python.py`` | pure Python, always available |
 
 Every backend writes frames like composefs-rs does: no checksum. Accelerator exceptions are turned
-into ``FormatError`` (bad input) or ``ToolError`` (the ``zstd`` binary failed to compress or could
-not run). Dictionaries are not supported by any backend.
+into ``FormatError`` (bad input) or ``ToolError`` (the ``zstd`` binary could not run, was killed,
+failed to compress, or failed to inflate data the pure-Python decoder accepts: when ``zstd -d``
+fails, the pure-Python decoder tells bad data from a broken tool). Dictionaries are not supported
+by any backend.
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def _level_arguments(level: int) -> List[str]:
     return ["-%d" % level]
 
 
-def _cli_decompress(binary: str, view, max_size: Optional[int]) -> bytes:
+def _cli_decompress(binary: str, view, spans, max_size: Optional[int]) -> bytes:
     """Feed the whole stream to ``zstd -d`` and read its output, stopping past ``max_size``."""
     argv = [binary, "-d", "-c", "-q"]
     with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as errors:
@@ -224,7 +226,14 @@ def _cli_decompress(binary: str, view, max_size: Optional[int]) -> bytes:
         raise ToolError("%s was killed by signal %d: %s" % (" ".join(argv), -proc.returncode, stderr),
                         command=argv, rc=proc.returncode, stderr=stderr)
     if proc.returncode != 0:
-        raise FormatError("zstd data rejected by %s (rc %d): %s" % (" ".join(argv), proc.returncode, stderr))
+        # Bad data or a broken tool? The pure-Python decoder decides, and can say where the data is bad.
+        try:
+            _probe_python().decompress_frames(view, spans, max_size)
+        except FormatError as err:
+            err.message = "%s (%s: %s)" % (err.message, " ".join(argv), stderr)
+            raise
+        raise ToolError("%s failed (rc %d) on data the pure-Python decoder accepts: %s" % (" ".join(argv), proc.returncode, stderr),
+                        command=argv, rc=proc.returncode, stderr=stderr)
     return b"".join(pieces)
 
 
@@ -247,7 +256,7 @@ def _probe_cli() -> Optional[_Backend]:
     if binary is None:
         return None
     return _Backend("zstd-cli",
-                    lambda view, spans, max_size: _cli_decompress(binary, view, max_size),
+                    lambda view, spans, max_size: _cli_decompress(binary, view, spans, max_size),
                     lambda data, level: _cli_compress(binary, data, level))
 
 
