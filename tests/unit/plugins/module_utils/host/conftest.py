@@ -15,10 +15,10 @@ import host_tree  # noqa: E402  pylint: disable=wrong-import-position
 @pytest.fixture
 def grub_tree(tmp_path):
     """An empty GRUB classic host tree (no LoaderInfo)."""
-    return host_tree.HostTree(tmp_path / "root", bootloader="grub")
+    return host_tree.HostTree(tmp_path / "grub-root", bootloader="grub")
 
 
 @pytest.fixture
 def systemd_tree(tmp_path):
     """An empty systemd-boot host tree (LoaderInfo says systemd-boot)."""
-    return host_tree.HostTree(tmp_path / "root", bootloader="systemd")
+    return host_tree.HostTree(tmp_path / "systemd-root", bootloader="systemd")
