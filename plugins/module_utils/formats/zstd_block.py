@@ -28,7 +28,7 @@ Sequences section:
 | field | size | meaning |
 |---|---|---|
 | Number_of_Sequences | 1-3 | ``b0`` < 128: b0; < 255: ``((b0 - 128) << 8) + b1``; 255: ``b1 + (b2 << 8) + 0x7F00``; 0 ends the block |
-| Symbol_Compression_Modes | 1 | bits 7-6 literal lengths, 5-4 offsets, 3-2 match lengths, 1-0 reserved (0) |
+| Symbol_Compression_Modes | 1 | bits 7-6 literal lengths, 5-4 offsets, 3-2 match lengths, 1-0 reserved (ignored, as libzstd does) |
 | tables | variable | per mode, in that order: 0 predefined (none), 1 RLE (1 symbol byte), 2 FSE description, 3 repeat previous |
 | bitstream | to block end | backward: initial states (LL, OF, ML), then per sequence the offset, match length and literal length extra bits, then state updates (LL, ML, OF; not after the last) |
 
@@ -199,9 +199,8 @@ def _parse_sequences_header(view, pos: int, end: int, state: FrameState) -> Tupl
         return 0, pos
     if pos >= end:
         raise FormatError("missing symbol compression modes", offset=pos)
+    # Bits 1-0 are reserved; libzstd ignores them, and so do we, so that every backend agrees.
     modes = view[pos]
-    if modes & 3:
-        raise FormatError("symbol compression modes 0x%02x have reserved bits set" % modes, offset=pos)
     pos += 1
     for kind, shift in ((KIND_LITERAL_LENGTHS, 6), (KIND_OFFSETS, 4), (KIND_MATCH_LENGTHS, 2)):
         mode = (modes >> shift) & 3
