@@ -102,11 +102,14 @@ def menuentry_text(verity, label="Fedora Linux 42 (Forty Two)", prefixed=True, i
 class HostTree:
     """A host root in a temp dir: ``sysroot``, GRUB boot dir, ESP (``<root>/boot/efi``), /run, /proc."""
 
-    def __init__(self, root, bootloader="grub"):
+    def __init__(self, root, bootloader="grub", separate_boot=False):
         self.root = pathlib.Path(root)
         self.bootloader = bootloader
+        self.separate_boot = separate_boot
         self.sysroot = self.root / "sysroot"
-        self.boot = self.sysroot / "boot"
+        # A separate /boot partition (bootc#2399) is mounted at <root>/boot; <sysroot>/boot stays empty.
+        self.boot = self.root / "boot" if separate_boot else self.sysroot / "boot"
+        (self.sysroot / "boot").mkdir(parents=True, exist_ok=True)
         self.esp = self.root / "boot" / "efi"
         self.state = self.sysroot / "state" / "deploy"
         for directory in (self.sysroot, self.boot, self.esp / "EFI", self.state, self.root / "run", self.root / "proc"):
@@ -141,7 +144,9 @@ class HostTree:
     @property
     def linux_root(self):
         """The directory prefix bootc writes in ``linux`` lines for this bootloader."""
-        return "/boot" if self.bootloader == "grub" else "/EFI/Linux"
+        if self.bootloader != "grub":
+            return "/EFI/Linux"
+        return "" if self.separate_boot else "/boot"
 
     # -- kernel command line, efivars, run ---------------------------------------------------
 
