@@ -45,6 +45,7 @@ skipped. Not supported: NUL bytes in paths or symlink targets (they cannot exist
 
 from __future__ import annotations
 
+import binascii
 import re
 import stat as _stat
 from typing import Dict, List, Optional, Tuple
@@ -59,6 +60,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats.tree impor
     Socket,
     Stat,
     Symlink,
+    gc_paused,
     link_counts,
     object_pathname,
 )
@@ -185,71 +187,17 @@ def _optional(field: bytes) -> Optional[bytes]:
     return _unescape(field)
 
 
-def _xattrs(fields: List[bytes]) -> Dict[bytes, bytes]:
-    xattrs: Dict[bytes, bytes] = {}
-    for field in fields:
-        key, sep, value = field.partition(b"=")
-        if not sep:
-            raise ValueError("xattr %r has no '='" % (field,))
-        key = _unescape(key)
-        if not key or b"\0" in key or len(key) > MAX_XATTR_NAME_BYTES:
-            raise ValueError("invalid xattr key %r" % (key,))
-        value = _unescape(value)
-        if len(value) > MAX_XATTR_VALUE_BYTES:
-            raise ValueError("xattr %r value is longer than %d bytes" % (key, MAX_XATTR_VALUE_BYTES))
-        xattrs[key] = value
-    return xattrs
-
-
-def _digest(field: bytes) -> Optional[bytes]:
-    if field == _NONE:
-        return None
-    if len(field) not in (64, 128):
-        raise ValueError("digest %r is not 64 or 128 hex digits" % (field,))
-    return bytes.fromhex(field.decode("ascii"))  # ValueError (UnicodeDecodeError included) if not hex
-
-
-def _regular_file(stat: Stat, size: int, fields: List[bytes]) -> RegularFile:
-    content = _optional(fields[9])
-    if content is not None:
-        if len(content) != size:
-            raise ValueError("content is %d bytes but size is %d" % (len(content), size))
-        if size > MAX_INLINE_CONTENT_BYTES:
-            raise ValueError("inline content of %d bytes exceeds %d" % (size, MAX_INLINE_CONTENT_BYTES))
-        return RegularFile(stat, size, content)
-    if size == 0:
-        return RegularFile(stat, 0)
-    fsverity_digest = _digest(fields[10])
-    backing_path = _optional(fields[8])
-    if backing_path is not None and fsverity_digest is not None and backing_path == object_pathname(fsverity_digest):
-        backing_path = None
-    return RegularFile(stat, size, None, fsverity_digest, backing_path)
-
-
-def _leaf_or_directory(fields: List[bytes], mode: int):
-    """Build the node a full (non-hardlink) line describes."""
-    size = _decimal(fields[1], "size", (1 << 64) - 1)
-    _decimal(fields[3], "nlink", (1 << 64) - 1)
-    uid = _decimal(fields[4], "uid", 0xFFFFFFFF)
-    gid = _decimal(fields[5], "gid", 0xFFFFFFFF)
-    rdev = _decimal(fields[6], "rdev", (1 << 64) - 1)
-    sec, nsec = _mtime(fields[7])
-    stat = Stat(mode, uid, gid, sec, nsec, _xattrs(fields[11:]) if len(fields) > _FIELD_COUNT else {})
-    kind = mode & _S_IFMT
-    if kind == _stat.S_IFREG:
-        return _regular_file(stat, size, fields)
-    if kind == _stat.S_IFDIR:
-        return Directory(stat, {}, size)
-    if kind == _stat.S_IFLNK:
-        target = _optional(fields[8])
-        if not target or b"\0" in target or len(target) > MAX_SYMLINK_TARGET_BYTES:
-            raise ValueError("symlink target must be 1..%d bytes without NUL" % MAX_SYMLINK_TARGET_BYTES)
-        return Symlink(stat, target)
-    if kind in _DEVICE_TYPES:
-        return Device(stat, rdev)
-    if kind == _stat.S_IFIFO:
-        return Fifo(stat)
-    return Socket(stat)
+def _xattr(field: bytes) -> Tuple[bytes, bytes]:
+    key, sep, value = field.partition(b"=")
+    if not sep:
+        raise ValueError("xattr %r has no '='" % (field,))
+    key = _unescape(key)
+    if not key or b"\0" in key or len(key) > MAX_XATTR_NAME_BYTES:
+        raise ValueError("invalid xattr key %r" % (key,))
+    value = _unescape(value)
+    if len(value) > MAX_XATTR_VALUE_BYTES:
+        raise ValueError("xattr %r value is longer than %d bytes" % (key, MAX_XATTR_VALUE_BYTES))
+    return key, value
 
 
 def _canonical_target(target: bytes) -> bytes:
@@ -258,60 +206,104 @@ def _canonical_target(target: bytes) -> bytes:
 
 
 class _Parser:
-    """State of one parse: directories and nodes by path, pending hardlinks."""
+    """State of one parse: directories and nodes by path, pending hardlinks, field caches.
+
+    Shaped for speed (``bench/bench_erofs.py``): fields that repeat from line to line (modes,
+    owners, mtimes, xattrs) are parsed once and looked up afterwards.
+    """
 
     def __init__(self) -> None:
         self.root: Optional[Directory] = None
         self.directories: Dict[bytes, Directory] = {}
         self.nodes: Dict[bytes, object] = {}
         self.hardlinks: Dict[bytes, Tuple[int, int, Directory, bytes, bytes]] = {}
+        self.modes: Dict[bytes, int] = {}
+        self.ids: Dict[bytes, int] = {}
+        self.mtimes: Dict[bytes, Tuple[int, int]] = {}
+        self.xattrs: Dict[bytes, Tuple[bytes, bytes]] = {}
 
     def parent_of(self, path: bytes) -> Tuple[Directory, bytes]:
-        if self.root is None:
-            raise ValueError("the first entry must be the root directory '/'")
         if path in self.nodes:
             raise ValueError("duplicate path %r" % (path,))
         parent_path, _, name = path.rpartition(b"/")
         parent = self.directories.get(parent_path or b"/")
         if parent is None:
+            if self.root is None:
+                raise ValueError("the first entry must be the root directory '/'")
             raise ValueError("parent directory of %r is missing or not a directory" % (path,))
-        if not name or name in (b".", b"..") or b"\0" in name or len(name) > MAX_NAME_BYTES:
+        if not name or len(name) > MAX_NAME_BYTES or name in (b".", b"..") or b"\0" in name:
             raise ValueError("invalid file name %r" % (name,))
         return parent, name
 
+    def hardlink(self, path: bytes, fields: List[bytes], lineno: int, offset: int) -> None:
+        mode = _mode(fields[2][1:])
+        if _stat.S_ISDIR(mode):
+            raise ValueError("directories cannot be hardlinked")
+        target = _optional(fields[8])
+        if not target:
+            raise ValueError("hardlink without a target path")
+        parent, name = self.parent_of(path)
+        self.nodes[path] = None
+        self.hardlinks[path] = (lineno, offset, parent, name, _canonical_target(target))
+
+    def _owner(self, field: bytes, what: str) -> int:
+        value = self.ids.get(field)
+        if value is None:
+            value = self.ids[field] = _decimal(field, what, 0xFFFFFFFF)
+        return value
+
     def line(self, fields: List[bytes], lineno: int, offset: int) -> None:
-        path = _unescape(fields[0])
+        path = fields[0]
+        if b"\\" in path:
+            path = _unescape(path)
         if path[:1] != b"/":
             raise ValueError("path %r is not absolute" % (path,))
-        mode_field = fields[2]
-        if mode_field[:1] == b"@":
-            mode = _mode(mode_field[1:])
-            if _stat.S_ISDIR(mode):
-                raise ValueError("directories cannot be hardlinked")
-            target = _optional(fields[8])
-            if not target:
-                raise ValueError("hardlink without a target path")
-            parent, name = self.parent_of(path)
-            self.nodes[path] = None
-            self.hardlinks[path] = (lineno, offset, parent, name, _canonical_target(target))
-            return
+        mode = self.modes.get(fields[2])
+        if mode is None:
+            if fields[2][:1] == b"@":
+                self.hardlink(path, fields, lineno, offset)
+                return
+            mode = self.modes[fields[2]] = _mode(fields[2])
         if len(fields) < _FIELD_COUNT:
             raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
-        node = _leaf_or_directory(fields, _mode(mode_field))
+        size_field = fields[1]
+        if not size_field.isdigit() or len(size_field) > 20:
+            raise ValueError("size %r is not a decimal number" % (size_field,))
+        size = int(size_field)
+        if not fields[3].isdigit():
+            raise ValueError("nlink %r is not a decimal number" % (fields[3],))
+        uid = self._owner(fields[4], "uid")
+        gid = self._owner(fields[5], "gid")
+        mtime = self.mtimes.get(fields[7])
+        if mtime is None:
+            mtime = self.mtimes[fields[7]] = _mtime(fields[7])
+        xattrs = {}
+        if len(fields) > _FIELD_COUNT:
+            known = self.xattrs
+            for field in fields[_FIELD_COUNT:]:
+                pair = known.get(field)
+                if pair is None:
+                    pair = known[field] = _xattr(field)
+                xattrs[pair[0]] = pair[1]
+        stat = Stat(mode, uid, gid, mtime[0], mtime[1], xattrs)
+        kind = mode & _S_IFMT
+        if kind == _stat.S_IFREG:
+            node = _regular_file(stat, size, fields)
+        elif kind == _stat.S_IFDIR:
+            node = Directory(stat, {}, size)
+            if path == b"/":
+                if self.root is not None:
+                    raise ValueError("duplicate root entry")
+                self.root = self.directories[b"/"] = self.nodes[b"/"] = node
+                return
+            self.directories[path] = node
+        else:
+            node = _special_file(stat, kind, fields)
         if path == b"/":
-            if not isinstance(node, Directory):
-                raise ValueError("the root must be a directory")
-            if self.root is not None:
-                raise ValueError("duplicate root entry")
-            self.root = node
-            self.directories[b"/"] = node
-            self.nodes[b"/"] = node
-            return
+            raise ValueError("the root must be a directory")
         parent, name = self.parent_of(path)
         parent.entries[name] = node
         self.nodes[path] = node
-        if isinstance(node, Directory):
-            self.directories[path] = node
 
     def resolve(self, path: bytes, seen: Tuple[bytes, ...] = ()):
         """Return the leaf a hardlink line names, following hardlinks to hardlinks."""
@@ -335,6 +327,47 @@ class _Parser:
         return self.root
 
 
+def _regular_file(stat: Stat, size: int, fields: List[bytes]) -> RegularFile:
+    content = fields[9]
+    if content != _NONE:
+        content = _unescape(content)
+        if len(content) != size:
+            raise ValueError("content is %d bytes but size is %d" % (len(content), size))
+        if size > MAX_INLINE_CONTENT_BYTES:
+            raise ValueError("inline content of %d bytes exceeds %d" % (size, MAX_INLINE_CONTENT_BYTES))
+        return RegularFile(stat, size, content)
+    if size == 0:
+        return RegularFile(stat, 0)
+    if size >= 1 << 64:
+        raise ValueError("size %d is out of range" % size)
+    digest_field = fields[10]
+    backing_path = fields[8]
+    backing_path = None if backing_path == _NONE else _unescape(backing_path)
+    if digest_field == _NONE:
+        return RegularFile(stat, size, None, None, backing_path)
+    if len(digest_field) not in (64, 128):
+        raise ValueError("digest %r is not 64 or 128 hex digits" % (digest_field,))
+    fsverity_digest = binascii.unhexlify(digest_field)  # binascii.Error is a ValueError
+    if backing_path is not None and (backing_path == digest_field[:2] + b"/" + digest_field[2:]
+                                     or backing_path == object_pathname(fsverity_digest)):
+        backing_path = None
+    return RegularFile(stat, size, None, fsverity_digest, backing_path)
+
+
+def _special_file(stat: Stat, kind: int, fields: List[bytes]):
+    """The leaf of a symlink, device, fifo or socket line."""
+    if kind == _stat.S_IFLNK:
+        target = _optional(fields[8])
+        if not target or b"\0" in target or len(target) > MAX_SYMLINK_TARGET_BYTES:
+            raise ValueError("symlink target must be 1..%d bytes without NUL" % MAX_SYMLINK_TARGET_BYTES)
+        return Symlink(stat, target)
+    if kind in _DEVICE_TYPES:
+        return Device(stat, _decimal(fields[6], "rdev", (1 << 64) - 1))
+    if not fields[6].isdigit():
+        raise ValueError("rdev %r is not a decimal number" % (fields[6],))
+    if kind == _stat.S_IFIFO:
+        return Fifo(stat)
+    return Socket(stat)
 
 
 def parse_dumpfile(text) -> Directory:
@@ -346,17 +379,18 @@ def parse_dumpfile(text) -> Directory:
     data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
     parser = _Parser()
     offset = 0
-    for lineno, line in enumerate(data.split(b"\n"), 1):
-        if line:
-            fields = line.split(b" ")
-            try:
-                if len(fields) < _HARDLINK_FIELD_COUNT:
-                    raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
-                parser.line(fields, lineno, offset)
-            except (ValueError, IndexError) as err:
-                raise FormatError("line %d: %s" % (lineno, err), offset) from None
-        offset += len(line) + 1
-    return parser.finish()
+    with gc_paused():
+        for lineno, line in enumerate(data.split(b"\n"), 1):
+            if line:
+                fields = line.split(b" ")
+                try:
+                    if len(fields) < _HARDLINK_FIELD_COUNT:
+                        raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
+                    parser.line(fields, lineno, offset)
+                except (ValueError, IndexError) as err:
+                    raise FormatError("line %d: %s" % (lineno, err), offset) from None
+            offset += len(line) + 1
+        return parser.finish()
 
 
 # --- encoding ------------------------------------------------------------------------------------

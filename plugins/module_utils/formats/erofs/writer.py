@@ -52,6 +52,7 @@ Inline content is limited to 5000 bytes (what mkcomposefs and its reader accept)
 
 from __future__ import annotations
 
+import struct
 from typing import Dict, List, Tuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
@@ -65,7 +66,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats.tree impor
     Socket,
     Stat,
     Symlink,
-    object_pathname,
+    gc_paused,
 )
 
 __all__ = ["write_image", "MAX_INLINE_CONTENT_BYTES", "MAX_SYMLINK_TARGET_BYTES"]
@@ -86,12 +87,16 @@ _STUB_NAMES = [b"%02x" % i for i in range(256)]
 _DOT_NAMES = (b".", b"..")
 
 
-class _Inode:
-    """One inode being laid out (slots: this is the per-file hot path of the benchmark)."""
+_ZEROS = bytes(_B)
+_U16 = struct.Struct("<H")
 
-    __slots__ = ("kind", "mode", "uid", "gid", "mtime", "nsec", "nlink", "size", "rdev", "xattrs", "data", "entries",
-                 "n_blocks", "tail", "compact", "nid", "ino", "blkaddr", "chunks", "xattr_size", "shared", "local",
-                 "whiteouts", "chunk_lists", "pad")
+
+class _Inode:
+    """One inode being laid out (slots: this is the per-file hot path of ``bench/bench_erofs.py``)."""
+
+    __slots__ = ("kind", "mode", "uid", "gid", "mtime", "nsec", "nlink", "size", "rdev", "pairs", "data", "entries",
+                 "n_blocks", "tail", "compact", "nid", "blkaddr", "chunks", "xattr_size", "shared", "local",
+                 "name_filter", "chunk_lists", "pad", "place")
 
     def __init__(self, kind: int, stat: Stat, nlink: int) -> None:
         self.kind = kind
@@ -101,59 +106,70 @@ class _Inode:
         self.mtime = stat.mtime
         self.nsec = stat.mtime_nsec
         self.nlink = nlink
-        self.size = 0
-        self.rdev = 0
+        self.size = self.rdev = self.chunks = self.n_blocks = self.tail = self.blkaddr = 0
         self.data = b""
         self.entries = None
-        self.chunks = 0
-        self.n_blocks = 0
-        self.tail = 0
-        self.blkaddr = 0
-        self.whiteouts = False
         xattrs = stat.xattrs
-        if xattrs:
-            self.xattrs = {(b"trusted.overlay.overlay." + key[16:] if key.startswith(b"trusted.overlay.") else key): value
-                           for key, value in xattrs.items()}
+        if not xattrs:
+            self.pairs = []
+        elif _OVERLAY_PREFIX in b"".join(xattrs):  # cheap pre-check (C loops) before the exact one
+            self.pairs = [(_ESCAPED_PREFIX + key[16:] if key.startswith(_OVERLAY_PREFIX) else key, value)
+                          for key, value in xattrs.items()]
         else:
-            self.xattrs = {}
+            self.pairs = list(xattrs.items())
 
 
-def _check_name(name: bytes) -> None:
-    if not name or len(name) > 255 or b"/" in name or b"\0" in name or name in _DOT_NAMES:
-        raise FormatError("invalid directory entry name %r" % (name,))
+_OVERLAY_PREFIX = L.XATTR_OVERLAY_PREFIX
+_METACOPY_HEADS = {kernel_id: L.encode_metacopy(bytes(size), kernel_id)[:4] for kernel_id, size in ((1, 32), (2, 64))}
+_ESCAPED_PREFIX = L.XATTR_ESCAPED_PREFIX
+_MAX_XATTR_AREA = L.xattr_area_size(_MAX_U16)
+# what a directory holding a user whiteout gets (mkcomposefs adds the opaque pair from version 1 on,
+# and any tree with a whiteout is written as version 1 or later)
+_WHITEOUT_DIR_PAIRS = [(L.XATTR_ESCAPED_WHITEOUTS, b""), (L.XATTR_USER_WHITEOUTS, b""),
+                       (L.XATTR_ESCAPED_OPAQUE, b"x"), (L.XATTR_USER_OPAQUE, b"x")]
 
 
-def _leaf_inode(leaf, nlink: int, algorithm, escape_whiteouts: bool) -> _Inode:
+def _is_whiteout(leaf) -> bool:
+    return type(leaf) is Device and leaf.rdev == 0 and leaf.stat.mode & L.S_IFMT == S_IFCHR
+
+
+def _leaf_inode(leaf, algorithm, escape_whiteout: bool) -> _Inode:
     """The inode of one leaf: kind, size, data and the overlay xattrs mkcomposefs adds."""
     cls = type(leaf)
     if cls is RegularFile:
-        node = _Inode(S_IFREG, leaf.stat, nlink)
+        node = _Inode(S_IFREG, leaf.stat, 1)
         if leaf.content is not None:
             node.size = len(leaf.content)
             node.data = bytes(leaf.content)
             if node.size > MAX_INLINE_CONTENT_BYTES:
                 raise FormatError("inline file of %d bytes exceeds %d" % (node.size, MAX_INLINE_CONTENT_BYTES))
         elif leaf.size:
-            node.size = leaf.size
-            if not 0 < leaf.size < 1 << 64:
-                raise FormatError("file size %d out of range" % leaf.size)
-            bits = L.chunk_bits(leaf.size)
-            node.chunks = (leaf.size + (1 << bits) - 1) >> bits
-            if node.chunks > L.MAX_CHUNKS:
-                raise FormatError("external file of %d bytes needs more than %d chunks" % (leaf.size, L.MAX_CHUNKS))
+            size = node.size = leaf.size
+            if not 0 < size < 1 << 64:
+                raise FormatError("file size %r out of range" % (size,))
+            if size > _B:  # one chunk up to 8 TiB; the general rule is layout.chunk_bits
+                bits = L.chunk_bits(size)
+                node.chunks = (size + (1 << bits) - 1) >> bits
+                if node.chunks > L.MAX_CHUNKS:
+                    raise FormatError("external file of %d bytes needs more than %d chunks" % (size, L.MAX_CHUNKS))
+            else:
+                node.chunks = 1
             digest = leaf.fsverity_digest
+            backing = leaf.backing_path
             if digest is None:
-                node.xattrs[L.XATTR_METACOPY] = b""
+                node.pairs.append((L.XATTR_METACOPY, b""))
             elif len(digest) != algorithm.digest_size:
                 raise FormatError("fs-verity digest of %d bytes, %s needs %d" % (len(digest), algorithm.name, algorithm.digest_size))
             else:
-                node.xattrs[L.XATTR_METACOPY] = L.encode_metacopy(bytes(digest), algorithm.kernel_id)
-            backing = leaf.backing_path if leaf.backing_path is not None else (None if digest is None else object_pathname(digest))
+                node.pairs.append((L.XATTR_METACOPY, _METACOPY_HEADS[algorithm.kernel_id] + digest))
+                if backing is None:
+                    hexdigest = digest.hex().encode()
+                    node.pairs.append((L.XATTR_REDIRECT, b"/%s/%s" % (hexdigest[:2], hexdigest[2:])))
             if backing:
-                node.xattrs[L.XATTR_REDIRECT] = b"/" + bytes(backing)
+                node.pairs.append((L.XATTR_REDIRECT, b"/" + bytes(backing)))
         return node
     if cls is Symlink:
-        node = _Inode(S_IFLNK, leaf.stat, nlink)
+        node = _Inode(S_IFLNK, leaf.stat, 1)
         target = bytes(leaf.target)
         if not target or len(target) > MAX_SYMLINK_TARGET_BYTES or b"\0" in target:
             raise FormatError("symlink target must be 1..%d bytes without NUL" % MAX_SYMLINK_TARGET_BYTES)
@@ -166,80 +182,243 @@ def _leaf_inode(leaf, nlink: int, algorithm, escape_whiteouts: bool) -> _Inode:
             raise FormatError("device node with mode %o" % leaf.stat.mode)
         if not 0 <= leaf.rdev <= _MAX_U32:
             raise FormatError("device number %d does not fit 32 bits" % leaf.rdev)
-        if escape_whiteouts and kind == S_IFCHR and leaf.rdev == 0:
-            node = _Inode(S_IFREG, leaf.stat, nlink)
-            node.xattrs[L.XATTR_ESCAPED_WHITEOUT] = b""
-            node.xattrs[L.XATTR_USER_WHITEOUT] = b""
+        if escape_whiteout and kind == S_IFCHR and leaf.rdev == 0:
+            node = _Inode(S_IFREG, leaf.stat, 1)
+            node.pairs.append((L.XATTR_ESCAPED_WHITEOUT, b""))
+            node.pairs.append((L.XATTR_USER_WHITEOUT, b""))
             return node
-        node = _Inode(kind, leaf.stat, nlink)
+        node = _Inode(kind, leaf.stat, 1)
         node.rdev = leaf.rdev
         return node
     if cls is Fifo:
-        return _Inode(S_IFIFO, leaf.stat, nlink)
+        return _Inode(S_IFIFO, leaf.stat, 1)
     if cls is Socket:
-        return _Inode(S_IFSOCK, leaf.stat, nlink)
+        return _Inode(S_IFSOCK, leaf.stat, 1)
     raise FormatError("not a tree node: %r" % (leaf,))
 
 
-def _is_whiteout(leaf) -> bool:
-    return type(leaf) is Device and leaf.rdev == 0 and leaf.stat.mode & L.S_IFMT == S_IFCHR
+class _Collector:
+    """Breadth-first (V0/V1) or depth-first (V2) walk turning the tree into inodes.
 
+    Each directory gets its entries sorted by name, ``.`` and ``..`` included; a leaf met again is
+    the same inode (its occurrences are recorded to pick the hardlink "original" and nlink).
+    """
 
-class _Tree:
-    """Breadth-first walk of the tree: directories, sorted entries and hardlink occurrences."""
+    def __init__(self, algorithm, escape_whiteouts: bool) -> None:
+        self.algorithm = algorithm
+        self.escape_whiteouts = escape_whiteouts
+        self.nodes: List[_Inode] = []
+        self.leaf_nodes: Dict[int, _Inode] = {}
+        self.places: Dict[int, List[Tuple[int, bytes]]] = {}
+        self.dirs: List[Tuple[Directory, _Inode, int, bytes]] = []
+        self.whiteouts: List[Tuple[int, int]] = []
+        self.seen_dirs = set()
+        self.stub_ids = set()
 
-    def __init__(self, root: Directory, extra_root_entries) -> None:
-        self.dirs = [root]
-        self.parents = [0]
-        self.names = [b""]
-        self.items = []
-        self.subdirs = []
-        self.first: Dict[int, Tuple[int, bytes]] = {}
-        self.multi: Dict[int, List[Tuple[int, bytes]]] = {}
-        seen_dirs = {id(root)}
-        first = self.first
-        index = 0
-        while index < len(self.dirs):
-            entries = self.dirs[index].entries
-            items = sorted(entries.items())
-            if index == 0 and extra_root_entries:
-                items = sorted(items + extra_root_entries)
-            subdirs = 0
-            for name, child in items:
-                if type(child) is Directory:
-                    if id(child) in seen_dirs:
-                        raise FormatError("directory %r appears twice in the tree" % (name,))
-                    seen_dirs.add(id(child))
-                    self.dirs.append(child)
-                    self.parents.append(index)
-                    self.names.append(name)
-                    subdirs += 1
+    def directory(self, directory: Directory, parent: int, name: bytes) -> _Inode:
+        if id(directory) in self.seen_dirs:
+            raise FormatError("directory %r appears twice in the tree" % (name,))
+        self.seen_dirs.add(id(directory))
+        node = _Inode(S_IFDIR, directory.stat, 2)
+        self.dirs.append((directory, node, parent, name))
+        self.nodes.append(node)
+        return node
+
+    def entries(self, index: int, extra=None) -> List[Tuple[bytes, _Inode]]:
+        """Create (or find) the inodes of directory ``index``'s entries; returns its sorted entries."""
+        directory, node, parent, _ = self.dirs[index]
+        items = sorted(directory.entries.items())
+        if extra:
+            items = sorted(items + extra)
+        entries = [(b".", node), (b"..", self.dirs[parent][1])]
+        leaf_nodes = self.leaf_nodes
+        nodes = self.nodes
+        algorithm = self.algorithm
+        subdirs = 0
+        for name, child in items:
+            if type(child) is Directory:
+                child_node = self.directory(child, index, name)
+                subdirs += 1
+            else:
+                key = id(child)
+                child_node = leaf_nodes.get(key)
+                if child_node is None:
+                    escape = self.escape_whiteouts and not (type(child) is Device and key in self.stub_ids)
+                    child_node = leaf_nodes[key] = _leaf_inode(child, algorithm, escape)
+                    child_node.place = index
+                    nodes.append(child_node)
+                    if escape and type(child) is Device and child_node.kind == S_IFREG:
+                        self.whiteouts.append((key, index))
                 else:
-                    where = (index, name)
-                    known = first.setdefault(id(child), where)
-                    if known is not where:
-                        self.multi.setdefault(id(child), [known]).append(where)
-                if len(name) > 255 or b"/" in name or not name or name in _DOT_NAMES or b"\0" in name:
-                    _check_name(name)
-            self.items.append(items)
-            self.subdirs.append(subdirs)
-            index += 1
+                    places = self.places.get(key)
+                    if places is None:
+                        places = self.places[key] = [self.first_place(child_node, index, entries)]
+                    places.append((index, name))
+                    child_node.nlink += 1
+            if len(name) > 255 or not name or b"/" in name or b"\0" in name or name in _DOT_NAMES:
+                raise FormatError("invalid directory entry name %r" % (name,))
+            entries.append((name, child_node))
+        node.nlink += subdirs
+        if items and items[0][0] < b"..":
+            entries.sort(key=_entry_name)
+        node.entries = entries
+        return entries
 
-    def path(self, where: Tuple[int, bytes]) -> Tuple[bytes, ...]:
-        index, name = where
+    def first_place(self, node: _Inode, index: int, entries) -> Tuple[int, bytes]:
+        """(directory index, name) where a leaf met again was met first (rare: a scan is fine)."""
+        first = node.place
+        for name, child in entries if first == index else self.dirs[first][1].entries:
+            if child is node and name not in _DOT_NAMES:
+                return first, name
+        raise FormatError("internal error: a hardlinked leaf lost its first place")
+
+    def path(self, place: Tuple[int, bytes]) -> Tuple[bytes, ...]:
+        """Path components of an entry; their order is depth-first sorted order."""
+        index, name = place
         parts = [name]
         while index:
-            parts.append(self.names[index])
-            index = self.parents[index]
+            _directory, _node, index, dir_name = self.dirs[index]
+            parts.append(dir_name)
         return tuple(reversed(parts))
 
     def canonical(self) -> Dict[int, Tuple[int, bytes]]:
-        """For each shared leaf, the (directory index, name) first in depth-first sorted order."""
-        return {key: min(places, key=self.path) for key, places in self.multi.items()}
+        """For each hardlinked leaf (by id), its first place in depth-first sorted order."""
+        return {key: min(places, key=self.path) for key, places in self.places.items()}
 
 
-def _dir_layout(node: _Inode) -> None:
-    """Split a directory's entries into full blocks and a last chunk (tail or block)."""
+def _entry_name(entry) -> bytes:
+    return entry[0]
+
+
+def _collect_v1(root: Directory, algorithm, version: int) -> Tuple[List[_Inode], int]:
+    """Steps 1 and 2: the inodes of a V0/V1 image in breadth-first order, and the version."""
+    rstat = root.stat
+    stub_xattrs = {}
+    if L.XATTR_SELINUX in rstat.xattrs:
+        stub_xattrs[L.XATTR_SELINUX] = rstat.xattrs[L.XATTR_SELINUX]
+    stub_stat = Stat(S_IFCHR | 0o644, rstat.uid, rstat.gid, rstat.mtime, rstat.mtime_nsec, stub_xattrs)
+    stubs = [(name, Device(stub_stat, 0)) for name in _STUB_NAMES if name not in root.entries]
+    collector = _Collector(algorithm, True)
+    collector.stub_ids = {id(leaf) for _, leaf in stubs}
+    root_node = collector.directory(root, 0, b"")
+    index = 0
+    while index < len(collector.dirs):
+        collector.entries(index, stubs if index == 0 else None)
+        index += 1
+    nodes = collector.nodes
+    canonical = collector.canonical()
+    if any(places[0] != canonical[key] for key, places in collector.places.items()):
+        nodes = _reorder(collector, canonical)
+    marked = {canonical[key][0] if key in canonical else index for key, index in collector.whiteouts}
+    for index in marked:
+        node = collector.dirs[index][1]
+        version = max(version, 1)
+        node.pairs = list(dict(node.pairs + _WHITEOUT_DIR_PAIRS).items())
+    root_node.pairs.append((L.XATTR_OPAQUE, b"y"))
+    return nodes, version
+
+
+def _reorder(collector: _Collector, canonical: Dict[int, Tuple[int, bytes]]) -> List[_Inode]:
+    """Breadth-first order again, a hardlinked leaf placed at its depth-first first path."""
+    placed = {id(collector.leaf_nodes[key]): place for key, place in canonical.items()}
+    order = [collector.dirs[0][1]]
+    for index, (_directory, node, _parent, _name) in enumerate(collector.dirs):
+        for name, child in node.entries:
+            if name in _DOT_NAMES:
+                continue
+            place = placed.get(id(child))
+            if place is None or place == (index, name):
+                order.append(child)
+    return order
+
+
+class _XattrNames:
+    """Per-image cache: how each xattr name is stored (index, suffix, name-filter bit, entry head)."""
+
+    def __init__(self, lustre: bool) -> None:
+        self.lustre = lustre
+        self.known: Dict[bytes, Tuple[int, bytes, int, bytes]] = {}
+
+    def get(self, key: bytes) -> Tuple[int, bytes, int, bytes]:
+        found = self.known.get(key)
+        if found is None:
+            if not key or b"\0" in key or len(key) > 255:
+                raise FormatError("invalid xattr name %r" % (key,))
+            index, suffix = L.split_xattr_name(key, self.lustre)
+            found = self.known[key] = (index, suffix, L.xattr_filter_bit(index, suffix), bytes((len(suffix), index)))
+        return found
+
+    def entry(self, key: bytes, value: bytes) -> bytes:
+        _index, suffix, _bit, head = self.get(key)
+        size = len(value)
+        if size > MAX_XATTR_VALUE_BYTES:
+            raise FormatError("xattr %r value of %d bytes exceeds %d" % (key, size, MAX_XATTR_VALUE_BYTES))
+        return b"".join((head, _U16.pack(size), suffix, value, _ZEROS[:-(len(suffix) + size) % 4]))
+
+
+def _xattr_tables_v1(nodes: List[_Inode], names: _XattrNames) -> Tuple[List[bytes], int]:
+    """Step 3: sort each inode's xattrs, pick the shared ones; returns (table entries, table size)."""
+    counts: Dict[Tuple[bytes, bytes], int] = {}
+    for node in nodes:
+        pairs = node.pairs
+        if pairs:
+            if len(pairs) > 1:
+                pairs.sort()
+            for pair in pairs:
+                counts[pair] = counts.get(pair, 0) + 1
+    shared = sorted((pair for pair, count in counts.items() if count > 1),
+                    key=lambda pair: (pair[0], len(pair[1]), pair[1]), reverse=True)
+    offsets: Dict[Tuple[bytes, bytes], int] = {}
+    table = []
+    size = 0
+    for pair in shared:
+        entry = names.entry(*pair)
+        offsets[pair] = size
+        table.append(entry)
+        size += len(entry)
+    _split_xattrs(nodes, names, offsets, L.MAX_SHARED_PER_INODE)
+    return table, size
+
+
+def _split_xattrs(nodes: List[_Inode], names: _XattrNames, offsets, max_shared: int) -> None:
+    """Per inode: shared table offsets, encoded local entries, name filter and xattr area size."""
+    known = names.known
+    pack16 = _U16.pack
+    zeros = _ZEROS
+    for node in nodes:
+        pairs = node.pairs
+        if not pairs:
+            node.xattr_size = 0
+            continue
+        shared = []
+        local = []
+        name_filter = 0
+        size = L.XATTR_HEADER_SIZE
+        for pair in pairs:
+            key, value = pair
+            info = known.get(key) or names.get(key)
+            name_filter |= info[2]
+            offset = offsets.get(pair) if offsets else None
+            if offset is not None and len(shared) < max_shared:
+                shared.append(offset)
+                size += 4
+                continue
+            value_size = len(value)
+            if value_size > MAX_XATTR_VALUE_BYTES:
+                raise FormatError("xattr %r value of %d bytes exceeds %d" % (key, value_size, MAX_XATTR_VALUE_BYTES))
+            entry = b"".join((info[3], pack16(value_size), info[1], value, zeros[:-(len(info[1]) + value_size) % 4]))
+            local.append(entry)
+            size += len(entry)
+        node.shared = shared
+        node.local = local
+        node.name_filter = name_filter
+        node.xattr_size = size
+        if size > _MAX_XATTR_AREA:
+            raise FormatError("xattrs of one inode exceed the EROFS limit")
+
+
+def _dir_chunks(node: _Inode) -> None:
+    """Split a directory's entries into full blocks and a last chunk; set blocks and tail size."""
     chunks = []
     current = []
     used = 0
@@ -260,176 +439,45 @@ def _dir_layout(node: _Inode) -> None:
     node.tail = used
 
 
-def _collect_v1(root: Directory, algorithm, version: int):
-    """Steps 1 and 2: the inodes of a V0/V1 image in breadth-first order, and the version."""
-    rstat = root.stat
-    stub_xattrs = {}
-    if L.XATTR_SELINUX in rstat.xattrs:
-        stub_xattrs[L.XATTR_SELINUX] = rstat.xattrs[L.XATTR_SELINUX]
-    stub_stat = Stat(S_IFCHR | 0o644, rstat.uid, rstat.gid, rstat.mtime, rstat.mtime_nsec, stub_xattrs)
-    stubs = [(name, Device(stub_stat, 0)) for name in _STUB_NAMES if name not in root.entries]
-    tree = _Tree(root, stubs)
-    stub_ids = {id(leaf) for _, leaf in stubs}
-    canonical = tree.canonical()
-    multi = tree.multi
-    root_node = _Inode(S_IFDIR, rstat, 2 + tree.subdirs[0])
-    dir_nodes = [root_node]
-    nodes = [root_node]
-    shared_nodes: Dict[int, _Inode] = {}
-    deferred = []
-    next_dir = 1
-    for index, items in enumerate(tree.items):
-        parent = dir_nodes[index]
-        entries = [(b".", parent), (b"..", dir_nodes[tree.parents[index]])]
-        for name, child in items:
-            if type(child) is Directory:
-                node = _Inode(S_IFDIR, child.stat, 2 + tree.subdirs[next_dir])
-                dir_nodes.append(node)
-                next_dir += 1
-            else:
-                key = id(child)
-                if key in multi:
-                    if canonical[key] != (index, name):
-                        deferred.append((entries, len(entries), key))
-                        entries.append((name, None))
-                        continue
-                    node = shared_nodes[key] = _leaf_inode(child, len(multi[key]), algorithm, True)
-                else:
-                    node = _leaf_inode(child, 1, algorithm, key not in stub_ids)
-                if key not in stub_ids and _is_whiteout(child):
-                    parent.whiteouts = True
-                    version = max(version, 1)
-            nodes.append(node)
-            entries.append((name, node))
-        parent.entries = entries
-    for entries, position, key in deferred:
-        entries[position] = (entries[position][0], shared_nodes[key])
-    for node in dir_nodes:
-        node.entries.sort(key=_entry_name)
-        if node.whiteouts:
-            node.xattrs[L.XATTR_ESCAPED_WHITEOUTS] = b""
-            node.xattrs[L.XATTR_USER_WHITEOUTS] = b""
-            if version >= 1:
-                node.xattrs[L.XATTR_ESCAPED_OPAQUE] = b"x"
-                node.xattrs[L.XATTR_USER_OPAQUE] = b"x"
-    root_node.xattrs[L.XATTR_OPAQUE] = b"y"
-    return nodes, version
-
-
-def _entry_name(entry) -> bytes:
-    return entry[0]
-
-
-class _XattrNames:
-    """Per-image cache: how each xattr name is stored (prefix index, suffix, name-filter bit)."""
-
-    def __init__(self, lustre: bool) -> None:
-        self.lustre = lustre
-        self.known: Dict[bytes, Tuple[int, bytes, int]] = {}
-
-    def get(self, key: bytes) -> Tuple[int, bytes, int]:
-        found = self.known.get(key)
-        if found is None:
-            if not key or b"\0" in key or len(key) > 255:
-                raise FormatError("invalid xattr name %r" % (key,))
-            index, suffix = L.split_xattr_name(key, self.lustre)
-            found = self.known[key] = (index, suffix, L.xattr_filter_bit(index, suffix))
-        return found
-
-
-def _entry_bytes(names: _XattrNames, key: bytes, value: bytes) -> bytes:
-    if len(value) > MAX_XATTR_VALUE_BYTES:
-        raise FormatError("xattr %r value of %d bytes exceeds %d" % (key, len(value), MAX_XATTR_VALUE_BYTES))
-    index, suffix, _ = names.get(key)
-    return L.encode_xattr_entry(index, suffix, value)
-
-
-def _shared_table_v1(nodes: List[_Inode], names: _XattrNames) -> Tuple[List[bytes], int]:
-    """Step 3: sort each inode's xattrs, pick the shared ones; returns (table entries, table size)."""
-    counts: Dict[Tuple[bytes, bytes], int] = {}
-    for node in nodes:
-        items = node.xattrs
-        if items:
-            items = node.xattrs = sorted(items.items())
-            for pair in items:
-                counts[pair] = counts.get(pair, 0) + 1
-        else:
-            node.xattrs = ()
-    shared = sorted((pair for pair, count in counts.items() if count > 1),
-                    key=lambda pair: (pair[0], len(pair[1]), pair[1]), reverse=True)
-    offsets: Dict[Tuple[bytes, bytes], int] = {}
-    table = []
-    offset = 0
-    for pair in shared:
-        entry = _entry_bytes(names, pair[0], pair[1])
-        offsets[pair] = offset
-        table.append(entry)
-        offset += len(entry)
-    for node in nodes:
-        shared_offsets = []
-        local = []
-        for pair in node.xattrs:
-            found = offsets.get(pair)
-            if found is not None and len(shared_offsets) < L.MAX_SHARED_PER_INODE:
-                shared_offsets.append(found)
-            else:
-                local.append(_entry_bytes(names, pair[0], pair[1]))
-        node.shared = shared_offsets
-        node.local = local
-        if node.xattrs:
-            node.xattr_size = L.XATTR_HEADER_SIZE + 4 * len(shared_offsets) + sum(map(len, local))
-            if L.xattr_icount(node.xattr_size) > _MAX_U16:
-                raise FormatError("xattrs of one inode exceed the EROFS limit")
-        else:
-            node.xattr_size = 0
-    return table, offset
-
-
-def _data_sizes_v1(node: _Inode) -> None:
-    """Blocks and inline tail of one inode before padding (compute_erofs_inode_size)."""
-    kind = node.kind
-    if kind == S_IFDIR:
-        _dir_layout(node)
-    elif kind == S_IFLNK:
-        node.tail = node.size
-    elif node.chunks:
-        node.tail = 4 * node.chunks
-    elif kind == S_IFREG and node.size:
-        node.n_blocks, node.tail = divmod(node.size, _B)
-        if node.tail > _HALF_BLOCK:
-            node.n_blocks += 1
-            node.tail = 0
-
-
 def _check_extended(node: _Inode) -> None:
-    if not (node.uid <= _MAX_U32 and node.gid <= _MAX_U32 and node.nlink <= _MAX_U32 and 0 <= node.nsec <= _MAX_U32
-            and -(1 << 63) <= node.mtime < 1 << 63 and node.uid >= 0 and node.gid >= 0):
-        raise FormatError("inode metadata out of range (uid %r, gid %r, mtime %r.%r, nlink %r)"
-                          % (node.uid, node.gid, node.mtime, node.nsec, node.nlink))
+    if not (0 <= node.uid <= _MAX_U32 and 0 <= node.gid <= _MAX_U32 and node.nlink <= _MAX_U32
+            and 0 <= node.nsec <= _MAX_U32 and -(1 << 63) <= node.mtime < 1 << 63 and 0 <= node.mode <= _MAX_U16):
+        raise FormatError("inode metadata out of range (mode %r, uid %r, gid %r, mtime %r.%r, nlink %r)"
+                          % (node.mode, node.uid, node.gid, node.mtime, node.nsec, node.nlink))
 
 
 def _place_inodes_v1(nodes: List[_Inode], min_time: Tuple[int, int]) -> int:
-    """Step 4: compact or extended, padding, nid of every inode; returns the inode table end."""
+    """Step 4: blocks, tails, compact or extended, padding and nid of every inode; returns the table end."""
     pos = _INODES_START
-    for ino, node in enumerate(nodes):
-        _data_sizes_v1(node)
+    for node in nodes:
         kind = node.kind
-        size = node.n_blocks * _B + node.tail if kind == S_IFDIR else node.size
-        node.compact = ((node.mtime, node.nsec) == min_time and node.nlink <= _MAX_U16 and node.uid <= _MAX_U16
-                        and node.gid <= _MAX_U16 and size <= _MAX_U32 and node.uid >= 0 and node.gid >= 0)
-        if not node.compact:
+        if kind == S_IFDIR:
+            _dir_chunks(node)
+            size = node.n_blocks * _B + node.tail
+        else:
+            size = node.size
+            if node.chunks:
+                node.tail = 4 * node.chunks
+            elif kind == S_IFLNK:
+                node.tail = size
+            elif size and kind == S_IFREG:
+                node.n_blocks, node.tail = divmod(size, _B)
+                if node.tail > _HALF_BLOCK:
+                    node.n_blocks += 1
+                    node.tail = 0
+        node.compact = compact = ((node.mtime, node.nsec) == min_time and node.nlink <= _MAX_U16
+                                  and 0 <= node.uid <= _MAX_U16 and 0 <= node.gid <= _MAX_U16 and size <= _MAX_U32)
+        if not compact:
             _check_extended(node)
-        head = (L.COMPACT_INODE_SIZE if node.compact else L.EXTENDED_INODE_SIZE) + node.xattr_size
+        head = (32 if compact else 64) + node.xattr_size
         start = (pos + 31) & ~31
         tail = node.tail
-        extra = 0
         if kind == S_IFLNK:
-            total = head + tail
-            if total >= _B:
-                node.n_blocks += 1
+            if head + tail >= _B:
+                node.n_blocks = 1
                 node.tail = 0
-            if start // _B != (start + total - 1) // _B:
-                extra = -start % _B
+            if start // _B != (start + head + tail - 1) // _B:
+                start += -start % _B
         elif tail:
             room = _B - (start + head) % _B
             if room < tail:
@@ -438,87 +486,101 @@ def _place_inodes_v1(nodes: List[_Inode], min_time: Tuple[int, int]) -> int:
                     node.n_blocks += 1
                     node.tail = 0
                     extra = -start % _B
-        node.ino = ino
-        start += extra
-        node.nid = start // L.SLOT_SIZE
+                start += extra
         node.pad = start - pos
+        node.nid = start >> 5
         pos = start + head + node.tail
     return (pos + 31) & ~31
 
 
-def _file_type(node: _Inode) -> int:
-    return L.FILE_TYPE_BY_IFMT[node.kind]
-
-
 def _dirent_block(chunk) -> bytes:
-    return L.encode_dirents([(name, node.nid, L.FILE_TYPE_BY_IFMT[node.kind]) for name, node in chunk])
+    file_types = _FILE_TYPES
+    return L.encode_dirents([(name, node.nid, file_types[node.kind]) for name, node in chunk])
 
 
-def _inode_bytes(node: _Inode, names: _XattrNames, shared_base: int) -> List[bytes]:
-    """Padding, header, xattr area and inline tail of one V0/V1 inode."""
-    kind = node.kind
-    layout = L.LAYOUT_FLAT_INLINE if node.tail else L.LAYOUT_FLAT_PLAIN
-    u = node.blkaddr
-    if kind == S_IFDIR:
-        size = node.n_blocks * _B + node.tail
-    elif kind == S_IFREG:
-        size = node.size
-        if node.chunks:
-            layout = L.LAYOUT_CHUNK_BASED
-            u = (u & 0xFFFF0000) | (L.chunk_bits(size) - L.LG_BLOCK_SIZE)
-    elif kind == S_IFLNK:
-        size = node.size if node.n_blocks else node.tail
-    else:
-        size = 0
-        u = node.rdev
-    icount = L.xattr_icount(node.xattr_size)
-    if node.compact:
-        head = L.COMPACT_INODE.pack(layout << 1, icount, node.mode, node.nlink, size, 0, u, node.ino, node.uid, node.gid)
-    else:
-        head = L.EXTENDED_INODE.pack(layout << 1 | 1, icount, node.mode, 0, size, u, node.ino, node.uid, node.gid,
-                                     node.mtime & _U64_MASK, node.nsec, node.nlink)
-    parts = [b"\0" * node.pad, head] if node.pad else [head]
-    if icount:
-        name_filter = 0
-        for key, _ in node.xattrs:
-            name_filter |= names.get(key)[2]
-        parts.append(L.XATTR_HEADER.pack(~name_filter & _MAX_U32, len(node.shared)))
-        if node.shared:
-            parts.append(b"".join(L.U32.pack((shared_base + offset) >> 2) for offset in node.shared))
-        parts.extend(node.local)
-    if node.tail:
-        if kind == S_IFDIR:
-            parts.append(_dirent_block(node.chunk_lists[-1]))
-        elif node.chunks:
-            parts.append(L.NULL_CHUNK * node.chunks)
+_FILE_TYPES = L.FILE_TYPE_BY_IFMT
+
+
+def _emit_inodes_v1(nodes: List[_Inode], shared_base: int, out: List[bytes]) -> None:
+    """Padding, header, xattr area and inline tail of every V0/V1 inode, appended to ``out``."""
+    compact_pack = L.COMPACT_INODE.pack
+    extended_pack = L.EXTENDED_INODE.pack
+    xattr_header_pack = L.XATTR_HEADER.pack
+    append = out.append
+    for ino, node in enumerate(nodes):
+        kind = node.kind
+        tail = node.tail
+        layout = 4 if tail else 0  # FLAT_INLINE / FLAT_PLAIN, already shifted into the format field
+        u = node.blkaddr
+        if kind == S_IFREG:
+            size = node.size
+            if node.chunks:
+                layout = L.LAYOUT_CHUNK_BASED << 1
+                u = (u & 0xFFFF0000) | (L.chunk_bits(size) - L.LG_BLOCK_SIZE)
+        elif kind == S_IFDIR:
+            size = node.n_blocks * _B + tail
+        elif kind == S_IFLNK:
+            size = node.size if node.n_blocks else tail
         else:
-            parts.append(node.data[len(node.data) - node.tail:])
-    return parts
+            size = 0
+            u = node.rdev
+        if node.pad:
+            append(_ZEROS[:node.pad] if node.pad <= _B else bytes(node.pad))
+        xattr_size = node.xattr_size
+        icount = (xattr_size - 12) // 4 + 1 if xattr_size else 0
+        if node.compact:
+            append(compact_pack(layout, icount, node.mode, node.nlink, size, 0, u, ino, node.uid, node.gid))
+        else:
+            append(extended_pack(layout | 1, icount, node.mode, 0, size, u, ino, node.uid, node.gid,
+                                 node.mtime & _U64_MASK, node.nsec, node.nlink))
+        if xattr_size:
+            shared = node.shared
+            append(xattr_header_pack(~node.name_filter & _MAX_U32, len(shared)))
+            if shared:
+                append(struct.pack("<%dI" % len(shared), *[(shared_base + offset) >> 2 for offset in shared]))
+            out.extend(node.local)
+        if tail:
+            if kind == S_IFDIR:
+                append(_dirent_block(node.chunk_lists[-1]))
+            elif node.chunks:
+                append(L.NULL_CHUNK * node.chunks)
+            else:
+                append(node.data[len(node.data) - tail:])
 
 
-def _block_bytes(node: _Inode) -> List[bytes]:
-    """The data blocks of one V0/V1 inode, each padded to the block size."""
-    parts = []
-    if node.kind == S_IFDIR:
-        chunks = node.chunk_lists
-        for chunk in chunks[:node.n_blocks]:
-            block = _dirent_block(chunk)
-            parts.append(block + b"\0" * (_B - len(block)))
-    elif node.chunks:
-        parts.append(L.NULL_CHUNK * (_B // 4))
-    else:
-        for index in range(node.n_blocks):
-            block = node.data[index * _B:(index + 1) * _B]
-            parts.append(block + b"\0" * (_B - len(block)))
-    return parts
+def _emit_blocks_v1(nodes: List[_Inode], out: List[bytes]) -> None:
+    """The data blocks, in inode order, each padded to the block size."""
+    for node in nodes:
+        if not node.n_blocks:
+            continue
+        if node.kind == S_IFDIR:
+            blocks = [_dirent_block(chunk) for chunk in node.chunk_lists[:node.n_blocks]]
+        elif node.chunks:
+            blocks = [L.NULL_CHUNK * (_B // 4)]
+        else:
+            blocks = [node.data[index * _B:(index + 1) * _B] for index in range(node.n_blocks)]
+        for block in blocks:
+            out.append(block)
+            out.append(_ZEROS[:-len(block) % _B])
+
+
+def _superblock(nodes: List[_Inode], composefs_version: int, flags: int, build_time: Tuple[int, int],
+                blocks: int, xattr_blkaddr: int) -> List[bytes]:
+    header = L.encode_header(L.ComposefsHeader(L.COMPOSEFS_MAGIC, L.COMPOSEFS_HEADER_VERSION, flags, composefs_version))
+    superblock = L.encode_superblock(L.Superblock(
+        L.EROFS_MAGIC, 0, L.FEATURE_COMPAT_MTIME | L.FEATURE_COMPAT_XATTR_FILTER, L.LG_BLOCK_SIZE, 0, nodes[0].nid,
+        len(nodes), build_time[0] & _U64_MASK, build_time[1], blocks, 0, xattr_blkaddr, bytes(16), bytes(16),
+        0, 0, 0, 0, 0, 0, 0, 0, 0))
+    return [header, bytes(L.SUPERBLOCK_OFFSET - len(header)), superblock]
 
 
 def _write_v1(root: Directory, version: int, algorithm) -> bytes:
     nodes, version = _collect_v1(root, algorithm, version)
     names = _XattrNames(lustre=False)
-    table, table_size = _shared_table_v1(nodes, names)
-    min_time = min((node.mtime, node.nsec) for node in nodes)
-    _check_extended(min(nodes, key=lambda node: (node.mtime, node.nsec)))
+    table, table_size = _xattr_tables_v1(nodes, names)
+    oldest = min(nodes, key=lambda node: (node.mtime, node.nsec))
+    _check_extended(oldest)
+    min_time = (oldest.mtime, oldest.nsec)
     inodes_end = _place_inodes_v1(nodes, min_time)
     data_start = L.round_up(inodes_end + table_size, _B)
     next_block = data_start // _B
@@ -526,25 +588,15 @@ def _write_v1(root: Directory, version: int, algorithm) -> bytes:
         if node.n_blocks:
             node.blkaddr = next_block
             next_block += node.n_blocks
-    has_acl = any(key in (L.XATTR_POSIX_ACL_ACCESS, L.XATTR_POSIX_ACL_DEFAULT) for key in names.known)
-    header = L.encode_header(L.ComposefsHeader(L.COMPOSEFS_MAGIC, L.COMPOSEFS_HEADER_VERSION,
-                                               L.COMPOSEFS_FLAG_HAS_ACL if has_acl else 0, version))
-    superblock = L.encode_superblock(L.Superblock(
-        L.EROFS_MAGIC, 0, L.FEATURE_COMPAT_MTIME | L.FEATURE_COMPAT_XATTR_FILTER, L.LG_BLOCK_SIZE, 0, nodes[0].nid,
-        len(nodes), min_time[0] & _U64_MASK, min_time[1], next_block, 0, inodes_end // _B, bytes(16), bytes(16),
-        0, 0, 0, 0, 0, 0, 0, 0, 0))
-    parts = [header, b"\0" * (L.SUPERBLOCK_OFFSET - len(header)), superblock]
-    shared_base = inodes_end % _B
-    for node in nodes:
-        parts.extend(_inode_bytes(node, names, shared_base))
-    image = bytearray(b"".join(parts))
-    image.extend(b"\0" * (inodes_end - len(image)))
-    image.extend(b"".join(table))
-    image.extend(b"\0" * (data_start - len(image)))
-    for node in nodes:
-        if node.n_blocks:
-            image.extend(b"".join(_block_bytes(node)))
-    return bytes(image)
+    has_acl = L.XATTR_POSIX_ACL_ACCESS in names.known or L.XATTR_POSIX_ACL_DEFAULT in names.known
+    out = _superblock(nodes, version, L.COMPOSEFS_FLAG_HAS_ACL if has_acl else 0, min_time, next_block, inodes_end // _B)
+    _emit_inodes_v1(nodes, inodes_end % _B, out)
+    used = sum(map(len, out))
+    out.append(bytes(inodes_end - used))
+    out.extend(table)
+    out.append(bytes(data_start - inodes_end - table_size))
+    _emit_blocks_v1(nodes, out)
+    return b"".join(out)
 
 
 def write_image(root: Directory, version: int = 1, algorithm=fsverity.SHA256) -> bytes:
@@ -556,12 +608,13 @@ def write_image(root: Directory, version: int = 1, algorithm=fsverity.SHA256) ->
     """
     if not isinstance(root, Directory):
         raise FormatError("the root of an image must be a directory")
-    if version in (0, 1):
-        return _write_v1(root, version, algorithm)
-    if version == 2:
-        return _write_v2(root, algorithm)
+    with gc_paused():
+        if version in (0, 1):
+            return _write_v1(root, version, algorithm)
+        if version == 2:
+            return _write_v2(root, algorithm)
     raise FormatError("unknown composefs image version %r (expected 0, 1 or 2)" % (version,))
 
 
 def _write_v2(root: Directory, algorithm) -> bytes:
-    raise FormatError("V2 writing is not implemented yet")
+    raise FormatError("V2 writing is not implemented yet %r %r" % (root, algorithm))
