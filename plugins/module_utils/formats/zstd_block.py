@@ -30,7 +30,10 @@ Sequences section:
 | Number_of_Sequences | 1-3 | ``b0`` < 128: b0; < 255: ``((b0 - 128) << 8) + b1``; 255: ``b1 + (b2 << 8) + 0x7F00``; 0 ends the block |
 | Symbol_Compression_Modes | 1 | bits 7-6 literal lengths, 5-4 offsets, 3-2 match lengths, 1-0 reserved (ignored, as libzstd does) |
 | tables | variable | per mode, in that order: 0 predefined (none), 1 RLE (1 symbol byte), 2 FSE description, 3 repeat previous |
-| bitstream | to block end | backward: initial states (LL, OF, ML), then per sequence the offset, match length and literal length extra bits, then state updates (LL, ML, OF; not after the last) |
+| bitstream | to block end | backward: initial states (LL, OF, ML), then per sequence (see below) |
+
+Per sequence the bitstream gives the offset, match length and literal length extra bits, then the
+state updates for literal lengths, match lengths and offsets (none after the last sequence).
 
 A sequence copies ``literal_length`` literals then ``match_length`` bytes from ``offset`` back.
 Offset values 1-3 name the repeat offsets (shifted by one when ``literal_length`` is 0; the 4th
@@ -288,9 +291,8 @@ def _execute_sequences(view, pos, end, count, literals, out, state, out_limit): 
             if choice == 1:
                 offset = rep1
             elif choice == 2:
-                offset = rep2
-                rep2 = rep1
-                rep1 = offset
+                rep1, rep2 = rep2, rep1
+                offset = rep1
             elif choice == 3:
                 offset = rep3
                 rep3 = rep2

@@ -10,7 +10,9 @@ Bitstreams come in two directions:
 | kind | used for | read order |
 |---|---|---|
 | forward | FSE table descriptions | little-endian, least significant bit first |
-| backward | Huffman streams, FSE-coded Huffman weights, sequences | from the end: the last byte holds a ``1`` marker above the padding; bits are read from the most significant down |
+| backward | Huffman streams, FSE-coded weights, sequences | from the end, most significant bit first, after a ``1`` marker |
+
+The marker is the highest set bit of the last byte; the zero bits above it are padding.
 
 A backward stream seen as one little-endian integer has the marker as its top set bit, and the
 bits after it, most significant first, are exactly the reading order. ``backward_bits`` therefore
@@ -23,7 +25,10 @@ FSE table description (forward bits):
 | field | bits | meaning |
 |---|---|---|
 | Accuracy_Log - 5 | 4 | table size is ``1 << Accuracy_Log`` |
-| counts | variable | per symbol, ``value - 1`` (-1 = "less than one"), in ``nbBits - 1`` or ``nbBits`` bits, ``nbBits`` shrinking as the remaining probability drops; after a 0 count, 2-bit repeat flags add that many zero counts (3 = add 3 and read another flag) |
+| counts | variable | per symbol ``value - 1`` (-1 = "less than one"), ``value`` in ``nbBits - 1`` or ``nbBits`` bits |
+
+``nbBits`` shrinks as the remaining probability drops. After a 0 count, 2-bit repeat flags add
+that many zero counts (3 = add 3 and read another flag).
 
 The description ends when the counts sum to the table size; it is padded to a whole byte. States
 are spread with step ``size/2 + size/8 + 3``, "less than one" symbols taking the last cells.

@@ -40,10 +40,10 @@ def backend(request):
 # --- inputs ------------------------------------------------------------------------------------------
 
 def _words(rng, count):
-    vocabulary = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(800)]
+    vocabulary = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _dummy in range(rng.randint(2, 10))) for _dummy in range(800)]
     lines = []
-    for _ in range(count // 8):
-        lines.append(b" ".join(rng.choice(vocabulary) for _ in range(8)))
+    for _dummy in range(count // 8):
+        lines.append(b" ".join(rng.choice(vocabulary) for _dummy in range(8)))
     return b"\n".join(lines)
 
 
@@ -64,7 +64,7 @@ def _tar_like(size, seed=7):
                 content = _words(rng, rng.randint(100, 3000))
             elif kind == 1:
                 content = b"".join(b"%s=%d\n" % (rng.choice([b"key", b"path", b"mode", b"uid"]), rng.randint(0, 9999))
-                                   for _ in range(rng.randint(10, 300)))
+                                   for _dummy in range(rng.randint(10, 300)))
             elif kind == 2:
                 content = b"".join(struct.pack("<IIQ", i, rng.randint(0, 255), i * 4096) for i in range(rng.randint(50, 2000)))
             elif kind == 3:
@@ -260,7 +260,7 @@ def test_truncated_frames_raise_format_error(zstd_tool, backend):
     small = cli_compressed(zstd_tool, "short-text", "l3", "check")
     large = cli_compressed(zstd_tool, "multiblock-400k", "l3", "no-check")
     cuts = [(small, length) for length in range(1, len(small))]
-    cuts += [(large, rng.randrange(1, len(large))) for _ in range(40)]
+    cuts += [(large, rng.randrange(1, len(large))) for _dummy in range(40)]
     for frame, length in cuts:
         with pytest.raises(FormatError):
             zstd.decompress(frame[:length])
@@ -282,7 +282,7 @@ def test_bit_flips_raise_format_error_or_decode(zstd_tool, backend):
     rng = random.Random(1234)
     cases = _flip_cases(zstd_tool)
     count = 100 if backend == "zstd-cli" else 300
-    for _ in range(count):
+    for _dummy in range(count):
         stream, original, checked = rng.choice(cases)
         damaged = bytearray(stream)
         for _flip in range(rng.randint(1, 3)):

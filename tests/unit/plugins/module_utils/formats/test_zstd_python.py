@@ -51,32 +51,32 @@ def cli_checksum(tool, data):
 # --- inputs that reach rarely used parts of the format -----------------------------------------------
 
 def _same_literal(rng):
-    vocabulary = [rng.randbytes(8) for _ in range(10000)]
+    vocabulary = [rng.randbytes(8) for _dummy in range(10000)]
     order = list(range(len(vocabulary)))
     rng.shuffle(order)
     return b"R".join(vocabulary) + b"R" + b"".join(b"Q" + vocabulary[i] for i in order)
 
 
 def _tokens(rng, width, count, uses):
-    tokens = [rng.randbytes(width) for _ in range(count)]
-    return b"".join(tokens) + b"".join(rng.choice(tokens) for _ in range(uses))
+    tokens = [rng.randbytes(width) for _dummy in range(count)]
+    return b"".join(tokens) + b"".join(rng.choice(tokens) for _dummy in range(uses))
 
 
 def _deletions(rng):
     base = rng.randbytes(1000)
     parts = [base]
-    for _ in range(200):
+    for _dummy in range(200):
         cut = rng.randrange(1, 999)
         parts.append(base[:cut] + base[cut + 1:])
     return b"".join(parts)
 
 
 def _raw_literals(rng):
-    return b"".join(rng.randbytes(20000) + b"shared chunk of text " * 20 for _ in range(5))
+    return b"".join(rng.randbytes(20000) + b"shared chunk of text " * 20 for _dummy in range(5))
 
 
 FEATURES = {
-    "rle-literals": (lambda rng: _same_literal(rng), ["-19"]),
+    "rle-literals": (_same_literal, ["-19"]),
     "direct-huffman-weights": (lambda rng: bytes(rng.choices(range(16), weights=[40, 20, 10, 8, 6, 5, 4, 3, 2, 1, 1, 1, 1, 1, 1, 1],
                                                              k=200000)), ["-3"]),
     "literals-only-block": (lambda rng: bytes(rng.choices(range(64, 128), k=60000)), ["-1"]),
