@@ -72,7 +72,14 @@ from ansible_collections.bootc.composefs.plugins.module_utils.host import (
     origin,
     staged,
 )
+from ansible_collections.bootc.composefs.plugins.module_utils.host.bootbin import BootBinaries
+from ansible_collections.bootc.composefs.plugins.module_utils.host.bootloader import Bootloader
+from ansible_collections.bootc.composefs.plugins.module_utils.host.cmdline import KernelCmdline
+from ansible_collections.bootc.composefs.plugins.module_utils.host.imginfo import ImageInfo
+from ansible_collections.bootc.composefs.plugins.module_utils.host.mountinfo import RootMount
+from ansible_collections.bootc.composefs.plugins.module_utils.host.origin import ImageReference, Origin
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import HostPaths
+from ansible_collections.bootc.composefs.plugins.module_utils.host.staged import StagedDeployment
 
 __all__ = ["Deployment", "HostState", "load_host", "ROLES"]
 
@@ -94,8 +101,8 @@ class Deployment:
     verity: str
     role: str
     state_dir: str | None
-    origin: origin.Origin | None
-    imginfo: imginfo.ImageInfo | None
+    origin: Origin | None
+    imginfo: ImageInfo | None
     entries: tuple
     staged_marker: bool = False
     download_only: bool = False
@@ -119,7 +126,7 @@ class Deployment:
         return self.origin.manifest_digest if self.origin is not None else None
 
     @property
-    def image(self) -> origin.ImageReference | None:
+    def image(self) -> ImageReference | None:
         """The origin's container image reference, None if it has none or is unreadable."""
         return self.origin.image if self.origin is not None else None
 
@@ -143,9 +150,9 @@ class HostState:
     """Everything the read side knows about a host; see the module docstring for the rules."""
 
     paths: HostPaths
-    bootloader: bootloader.Bootloader
-    cmdline: cmdline.KernelCmdline | None
-    root_mount: mountinfo.RootMount | None
+    bootloader: Bootloader
+    cmdline: KernelCmdline | None
+    root_mount: RootMount | None
     booted_verity: str
     missing_verity_allowed: bool
     soft_rebooted: bool
@@ -155,9 +162,9 @@ class HostState:
     foreign_entries: tuple
     menu_order: tuple
     deployments: tuple
-    staged_deployment: staged.StagedDeployment | None
+    staged_deployment: StagedDeployment | None
     state_dirs: tuple
-    boot_binaries: bootbin.BootBinaries
+    boot_binaries: BootBinaries
     rollback_queued: bool
     rollback_queued_bootc: bool | None
     findings: tuple
@@ -218,7 +225,7 @@ def _attempt(found: list, path: str, what: str, func, *args):
         return None
 
 
-def _detect_bootloader(paths, override, found) -> bootloader.Bootloader:
+def _detect_bootloader(paths, override, found) -> Bootloader:
     path = os.path.join(paths.efivars_dir, bootloader.LOADER_INFO_VARIABLE)
     detected = _attempt(found, path, "the LoaderInfo EFI variable", bootloader.load_bootloader, paths, override)
     if detected is None:
@@ -276,7 +283,7 @@ def _booted(paths, kernel_cmdline, root_mount, any_entries) -> tuple:
     return verity, allowed, soft
 
 
-def _load_origin(paths, verity: str, found: list) -> origin.Origin | None:
+def _load_origin(paths, verity: str, found: list) -> Origin | None:
     path = origin.origin_path(paths, verity)
     try:
         loaded = origin.load_origin(paths, verity)

@@ -153,7 +153,7 @@ def sort_menu(items, bootloader_kind: str, ascending: bool = True) -> list:
             return _compare_file_names_descending(x.name, y.name)
     if ascending:
         return sorted(items, key=functools.cmp_to_key(compare))
-    return sorted(items, key=functools.cmp_to_key(lambda x, y: compare(y, x)))
+    return sorted(items, key=functools.cmp_to_key(lambda x, y: -compare(x, y)))
 
 
 def menu_entries(entry_set, bootloader_kind: str, staged: bool = False, ascending: bool = True) -> list:

@@ -12,8 +12,9 @@ Locations and how their defaults are chosen (an explicit override always wins):
 | location | default |
 |---|---|
 | ``sysroot`` | ``<root>/sysroot`` |
-| ``boot_dir`` | ``<sysroot>/boot``; but ``<root>/boot`` when ``<sysroot>/boot`` holds no boot state and ``<root>/boot`` is a mount point or holds ``loader/`` (see below) |
-| ``esp`` | the first of ``<root>/boot/efi``, ``<root>/efi``, ``<sysroot>/boot/efi``, ``boot_dir`` that holds ``EFI/``; if none does: ``<sysroot>/boot/efi`` when it is a directory (an unmounted mount point, so ``esp_found`` is false), else ``boot_dir`` |
+| ``boot_dir`` | ``<sysroot>/boot``, or ``<root>/boot`` for a separate /boot partition (below) |
+| ``esp`` | the first of ``<root>/boot/efi``, ``<root>/efi``, ``<sysroot>/boot/efi``, ``boot_dir`` that holds ``EFI/``; |
+| | else ``<sysroot>/boot/efi`` if it is a directory (an unmounted mount point: ``esp_found`` false); else ``boot_dir`` |
 | ``run_dir`` | ``<root>/run`` (holds ``composefs/staged-deployment``) |
 | ``cmdline_file`` | ``<root>/proc/cmdline`` |
 | ``mountinfo_file`` | ``<root>/proc/self/mountinfo`` (source of ``/``, used to detect soft reboots) |
@@ -23,8 +24,8 @@ Locations and how their defaults are chosen (an explicit override always wins):
 
 Separate ``/boot`` partition (bootc issue #2399): bootc keeps reading ``/sysroot/boot`` even when
 ``/boot`` is its own partition mounted via ``systemd.mount-extra=``, where ``/sysroot/boot`` is an
-empty directory of the root filesystem. We prefer ``<root>/boot`` exactly in that situation: the
-sysroot copy is empty of boot state while ``<root>/boot`` is mounted or visibly holds entries. When
+empty directory of the root filesystem. We prefer ``<root>/boot`` exactly in that situation: when
+``<sysroot>/boot`` holds no boot state while ``<root>/boot`` is a mount point or holds ``loader/``. When
 both hold boot state (the usual GRUB host, where they are the same filesystem) the sysroot wins,
 as in bootc. The ``boot_dir`` override lets an operator settle any other layout.
 

@@ -126,7 +126,7 @@ def test_minimal_insmod_only_set_and_nested_braces():
     assert with_set.insmod == ("fat",) and with_set.chainloader == "/EFI/Linux/test.efi"
     assert with_set.extra == () and with_set.options == "--class fedora"
     assert nested.title == "Nested Braces" and nested.insmod == ("fat",)
-    assert [key for key, _ in nested.extra] == ["if", "source"]
+    assert [pair[0] for pair in nested.extra] == ["if", "source"]
 
 
 @pytest.mark.parametrize("text", [

@@ -56,10 +56,10 @@ def test_older_newer(older, newer):
     assert menuorder.compare_versions(newer, older) == 1
 
 
-@pytest.mark.parametrize("a, b", EQUAL, ids=["%r==%r" % pair for pair in EQUAL])
-def test_equal(a, b):
-    assert menuorder.compare_versions(a, b) == 0
-    assert menuorder.compare_versions(b, a) == 0
+@pytest.mark.parametrize("left, right", EQUAL, ids=["%r==%r" % pair for pair in EQUAL])
+def test_equal(left, right):
+    assert menuorder.compare_versions(left, right) == 0
+    assert menuorder.compare_versions(right, left) == 0
 
 
 def test_tilde_is_lowest_even_below_the_empty_string():

@@ -28,7 +28,7 @@ def test_spec_example():
     assert parsed.container_image_reference == "ostree-unverified-image:containers-storage:localhost/bootc-derived"
     assert (parsed.image.transport, parsed.image.image, parsed.image.signature) == (
         "containers-storage", "localhost/bootc-derived", None)
-    assert [name for name, _ in parsed.sections] == ["origin", "boot", "image"]
+    assert [section[0] for section in parsed.sections] == ["origin", "boot", "image"]
 
 
 def test_keyfile_forms():
