@@ -483,7 +483,7 @@ def _hash_ranges_forked(fd: int, hashing: _Hashing, ranges) -> bytes:
         for pid, read_end in children:
             parts.append(_read_all(read_end))
         for index, (pid, read_end) in enumerate(children):
-            _, status = os.waitpid(pid, 0)
+            status = os.waitpid(pid, 0)[1]
             children[index] = (None, read_end)
             start, end = ranges[index + 1]
             expected = -(-(end - start) // (BLOCK_SIZE * hashing.hashes_per_block)) * (BLOCK_SIZE // hashing.hashes_per_block)

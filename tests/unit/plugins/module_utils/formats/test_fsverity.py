@@ -119,7 +119,7 @@ def parallel_backend(request, monkeypatch):
 # --- spec vectors ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size, expected", SPEC_INPUT_SHA256, ids=["pat%d" % s for s, _ in SPEC_INPUT_SHA256])
+@pytest.mark.parametrize("size, expected", SPEC_INPUT_SHA256, ids=["pat%d" % case[0] for case in SPEC_INPUT_SHA256])
 def test_pattern_generator_matches_spec(size, expected):
     assert hashlib.sha256(pattern(size)).hexdigest() == expected
 
@@ -143,9 +143,9 @@ def spec_files(tmp_path_factory):
     """{vector name: path of a file holding its input}."""
     folder = tmp_path_factory.mktemp("fsverity-spec")
     files = {}
-    for name, value, _, _ in SPEC_VECTORS:
-        files[name] = folder / name
-        files[name].write_bytes(spec_input(value))
+    for vector in SPEC_VECTORS:
+        files[vector[0]] = folder / vector[0]
+        files[vector[0]].write_bytes(spec_input(vector[1]))
     return files
 
 
@@ -195,8 +195,8 @@ def random_files(tmp_path_factory, fsverity_tool):
 def oracle_digest(tool, path, algorithm):
     """Digest printed by ``fsverity digest`` ("<alg>:<hex> <path>")."""
     out = run_tool([tool, "digest", "--hash-alg=%s" % algorithm.name, "--block-size=4096", str(path)]).stdout.decode()
-    name, _, rest = out.partition(":")
-    assert name == algorithm.name, out
+    name, sep, rest = out.partition(":")
+    assert name == algorithm.name and sep, out
     return bytes.fromhex(rest.split()[0])
 
 
@@ -217,7 +217,7 @@ def entry_hasher(chunk_sizes):
 def entry_hasher_random_chunks(path, algorithm):
     data = path.read_bytes()
     rng = random.Random(len(data))
-    chunk_sizes = [rng.choice([1, 2, 511, 4095, 4096, 4097, 8191, 12289, 100000]) for _ in range(64)]
+    chunk_sizes = [rng.choice([1, 2, 511, 4095, 4096, 4097, 8191, 12289, 100000]) for dummy in range(64)]
     return feed(algorithm, data, chunk_sizes)
 
 
