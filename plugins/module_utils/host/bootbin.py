@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, findings
+from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bootloader, findings
 
 __all__ = [
     "BootBinary",
@@ -93,7 +93,7 @@ class BootBinaries:
 
 def type1_binaries_dir(paths, bootloader_kind: str) -> str:
     """Where Type1 kernel dirs live: the boot dir for GRUB, ``ESP/EFI/Linux`` otherwise."""
-    if bootloader_kind == "grub":
+    if bootloader_kind == bootloader.GRUB:
         return paths.boot_dir
     return os.path.join(paths.esp, artifact.TYPE1_ESP_DIR)
 

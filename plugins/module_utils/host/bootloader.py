@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import bls, grub
 
 __all__ = [
@@ -100,7 +100,7 @@ def load_bootloader(paths, override: str | None = None) -> Bootloader:
     """The host's bootloader: ``override`` if given, else from LoaderInfo, else ``grub``."""
     if override is not None:
         if override not in KINDS:
-            raise FormatError("unknown bootloader %r (expected one of %s)" % (override, ", ".join(KINDS)))
+            raise ComposefsError("unknown bootloader kind %r (expected one of %s)" % (override, ", ".join(KINDS)))
         return Bootloader(kind=override, loader_info=None, source=SOURCE_OVERRIDE)
     path = os.path.join(paths.efivars_dir, LOADER_INFO_VARIABLE)
     data = paths.read_bytes(path)

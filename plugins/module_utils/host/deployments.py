@@ -66,11 +66,11 @@ from ansible_collections.bootc.composefs.plugins.module_utils.host import (
     entries,
     findings,
     grub,
-    imginfo,
     menuorder,
     mountinfo,
     origin,
     staged,
+    statedir,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.host.bootbin import BootBinaries
 from ansible_collections.bootc.composefs.plugins.module_utils.host.bootloader import Bootloader
@@ -226,19 +226,21 @@ def _attempt(found: list, path: str, what: str, func, *args):
 
 
 def _detect_bootloader(paths, override, found) -> Bootloader:
+    if override is not None:
+        return bootloader.load_bootloader(paths, override)
     path = os.path.join(paths.efivars_dir, bootloader.LOADER_INFO_VARIABLE)
-    detected = _attempt(found, path, "the LoaderInfo EFI variable", bootloader.load_bootloader, paths, override)
+    detected = _attempt(found, path, "the LoaderInfo EFI variable", bootloader.load_bootloader, paths)
     if detected is None:
-        detected = bootloader.Bootloader(kind=bootloader.GRUB, loader_info=None, source=bootloader.SOURCE_DEFAULT)
+        detected = Bootloader(kind=bootloader.GRUB, loader_info=None, source=bootloader.SOURCE_DEFAULT)
     if detected.source != bootloader.SOURCE_DEFAULT:
         return detected
-    guessed = bootloader.guess_bootloader(paths)
+    guessed = _attempt(found, paths.boot_dir, "the boot layout", bootloader.guess_bootloader, paths)
     if guessed is None:
         return detected
     found.append(findings.Finding(findings.BOOTLOADER_GUESSED, paths.esp,
                                   "no LoaderInfo EFI variable and no GRUB entries; assuming %s because the ESP holds "
                                   "loader/entries (pass the bootloader kind if this is grub-cc)" % guessed))
-    return bootloader.Bootloader(kind=guessed, loader_info=None, source=bootloader.SOURCE_DEFAULT)
+    return Bootloader(kind=guessed, loader_info=None, source=bootloader.SOURCE_DEFAULT)
 
 
 def _choose_source(paths, kind, bls_set, grub_set, booted_verity, found) -> entries.EntrySet:
@@ -252,18 +254,6 @@ def _choose_source(paths, kind, bls_set, grub_set, booted_verity, found) -> entr
                                       "both grub2/user.cfg menuentries and loader/entries name deployments; using the %s "
                                       "entries because %s" % ("GRUB menu" if chosen is grub_set else "BLS", why)))
     return chosen
-
-
-def _list_state_dirs(paths, found) -> tuple:
-    listing = _attempt(found, paths.state_deploy_dir, "the state directory", paths.scan_dir, paths.state_deploy_dir) or []
-    names = []
-    for item in listing:
-        if item.kind == "dir":
-            names.append(item.name)
-        else:
-            found.append(findings.Finding(findings.STRAY_STATE_ENTRY, item.path,
-                                          "%s in the deployment state directory is not a directory" % item.kind))
-    return tuple(names)
 
 
 def _booted(paths, kernel_cmdline, root_mount, any_entries) -> tuple:
@@ -283,34 +273,18 @@ def _booted(paths, kernel_cmdline, root_mount, any_entries) -> tuple:
     return verity, allowed, soft
 
 
-def _load_origin(paths, verity: str, found: list) -> Origin | None:
-    path = origin.origin_path(paths, verity)
-    try:
-        loaded = origin.load_origin(paths, verity)
-    except (OSError, ComposefsError) as err:
-        reason = err.message if isinstance(err, ComposefsError) else (err.strerror or str(err))
-        found.append(findings.Finding(findings.UNREADABLE_FILE, path, "cannot read the origin of %s: %s" % (verity, reason)))
-        return None
-    if loaded is None:
-        found.append(findings.Finding(findings.MISSING_ORIGIN, path,
-                                      "deployment %s has a state dir but no origin file (bootc hides it from status)" % verity))
-    return loaded
-
-
 def _read_files(paths, order, state_dirs, by_verity, found) -> dict:
     records = {}
     for verity in order:
-        if verity not in state_dirs:
-            where = by_verity[verity][0].path if by_verity[verity] else paths.state_deploy_dir
-            found.append(findings.Finding(findings.ENTRY_WITHOUT_STATE_DIR, where,
-                                          "boot entry names deployment %s, which has no state dir (bootc skips it)" % verity))
-            records[verity] = (None, None, None)
+        if verity in state_dirs:
+            files = statedir.load_state_files(paths, verity)
+            found.extend(files.findings)
+            records[verity] = (files.path, files.origin, files.imginfo)
             continue
-        loaded = _load_origin(paths, verity, found)
-        info = None
-        if loaded is not None and loaded.manifest_digest is None:
-            info = _attempt(found, imginfo.imginfo_path(paths, verity), "the legacy image info", imginfo.load_imginfo, paths, verity)
-        records[verity] = (os.path.join(paths.state_deploy_dir, verity), loaded, info)
+        where = by_verity[verity][0].path if by_verity[verity] else paths.state_deploy_dir
+        found.append(findings.Finding(findings.ENTRY_WITHOUT_STATE_DIR, where,
+                                      "boot entry names deployment %s, which has no state dir (bootc skips it)" % verity))
+        records[verity] = (None, None, None)
     return records
 
 
@@ -393,7 +367,8 @@ def load_host(paths: HostPaths, bootloader_kind: str | None = None) -> HostState
 
     chosen = _choose_source(paths, kind, bls_set, grub_set, booted_verity, found)
     listed = menuorder.menu_entries(chosen, kind) + menuorder.menu_entries(chosen, kind, staged=True)
-    state_dirs = _list_state_dirs(paths, found)
+    state_dirs, state_findings = statedir.list_state_dirs(paths)
+    found.extend(state_findings)
     marker = _attempt(found, paths.staged_deployment_file, "the staged-deployment marker", staged.load_staged_deployment, paths)
 
     order = []

@@ -296,11 +296,12 @@ class HostPaths:
         apparent = 0
         disk = 0
         stack = [real]
+        # Sizes are informational: entries that vanish or cannot be read are skipped, not fatal.
         while stack:
             current = stack.pop()
             try:
                 st = os.lstat(current)
-            except FileNotFoundError:
+            except OSError:
                 continue
             if (st.st_dev, st.st_ino) in seen:
                 continue
@@ -311,7 +312,7 @@ class HostPaths:
             elif stat.S_ISDIR(st.st_mode):
                 try:
                     stack.extend(os.path.join(current, name) for name in os.listdir(current))
-                except FileNotFoundError:
+                except OSError:
                     continue
         return Usage(apparent_bytes=apparent, disk_bytes=disk)
 

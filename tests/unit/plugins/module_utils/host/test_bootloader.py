@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import bootloader
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
 
@@ -48,7 +48,7 @@ def test_load_bootloader(systemd_tree, grub_tree):
     assert (default.kind, default.source, default.bls_compatible) == ("grub", "default", False)
     forced = bootloader.load_bootloader(load_host_paths(str(grub_tree.root)), override="grub-cc")
     assert (forced.kind, forced.source, forced.bls_compatible) == ("grub-cc", "override", True)
-    with pytest.raises(FormatError):
+    with pytest.raises(ComposefsError, match="lilo"):
         bootloader.load_bootloader(load_host_paths(str(grub_tree.root)), override="lilo")
 
 

@@ -7,7 +7,7 @@ when an update is staged on a host that still carries an extra entry.
 
 import pytest
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import HostError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, HostError
 from ansible_collections.bootc.composefs.plugins.module_utils.host.deployments import load_host
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
 from host_tree import HostTree, fake_verity, menuentry_text, origin_text
@@ -323,6 +323,8 @@ def test_bootloader_is_guessed_from_the_layout(tmp_path):
     # grub-cc: menu order by file name, descending; L is not reversed (only GRUB classic + BLS is).
     assert [e.verity for e in forced.menu_order] == [BOOTED, R, O]
     assert _roles(forced) == [("booted", BOOTED), ("staged", STAGED), ("rollback", R), ("other", O)]
+    with pytest.raises(ComposefsError, match="unknown bootloader kind"):
+        _load(tree, bootloader_kind="lilo")
 
 
 def test_grub_uki_legacy_user_cfg(grub_tree):
