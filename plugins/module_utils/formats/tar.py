@@ -386,7 +386,7 @@ def parse_pax_records(data: bytes, offset: int = 0) -> Tuple[Tuple[bytes, bytes]
     pos = 0
     end = len(data)
     while pos < end:
-        if not data[pos:].strip(b"\x00"):
+        if data[pos] == 0 and not data[pos:].strip(b"\x00"):
             break
         space = data.find(b" ", pos, min(end, pos + 21))
         length_text = data[pos:space] if space > pos else b""

@@ -10,8 +10,13 @@ numbers), inline content of small files and ``fsverity digest`` of the others.
 """
 
 import decimal
+import gzip
+import hashlib
+import importlib.util
 import io
+import json
 import os
+import pathlib
 import random
 import shutil
 import stat
@@ -190,6 +195,7 @@ def _remove(path):
 
 
 def apply_layer_on_disk(merged, tar_path):
+    before = {dirpath: os.lstat(dirpath).st_mtime_ns for dirpath, _dirs, _files in os.walk(merged)}
     names = run(["tar", "-tf", tar_path, "--quoting-style=literal"]).stdout.decode().splitlines()
     types = [line[:1] for line in run(["tar", "-tvf", tar_path]).stdout.decode().splitlines()]
     assert len(names) == len(types)
@@ -221,14 +227,20 @@ def apply_layer_on_disk(merged, tar_path):
     for marker in markers:
         if os.path.lexists(marker):
             _remove(marker)
-    # tar -x leaves "now" on an existing directory when it later adds links into it: put the
-    # archive's directory mtimes back (read with Python's tarfile, pax times as decimals)
+    # Directories keep their mtime unless the layer lists them, then they take the archive's; tar -x
+    # leaves "now" on directories it adds entries to (mtimes read with Python's tarfile, pax as decimals).
+    listed = {}
     with tarfile.open(tar_path) as archive:
         for member in archive.getmembers():
             if member.isdir():
                 text = member.pax_headers.get("mtime")
-                when = int(decimal.Decimal(text) * 10**9) if text else int(member.mtime) * 10**9
-                os.utime(os.path.join(merged, _norm(member.name)), ns=(when, when), follow_symlinks=False)
+                listed[os.path.join(merged, _norm(member.name)).rstrip("/")] = (
+                    int(decimal.Decimal(text) * 10**9) if text else int(member.mtime) * 10**9)
+    for dirpath, when in before.items():
+        if dirpath.rstrip("/") not in listed and os.path.isdir(dirpath) and not os.path.islink(dirpath):
+            os.utime(dirpath, ns=(when, when), follow_symlinks=False)
+    for dirpath, when in listed.items():
+        os.utime(dirpath, ns=(when, when), follow_symlinks=False)
 
 
 def describe_disk(root, fsverity_tool):
@@ -464,3 +476,51 @@ def test_transform_requires_usr():
     root = layers.merge_layers([[entry(b"usr/", _dir()), entry(b"run", _file())]])
     with pytest.raises(FormatError, match="/run is not a directory"):
         layers.transform_for_oci(root)
+
+
+# --- an OCI image written by the test tooling (gzip layers in an image layout) --------------------
+
+
+def _load_ocigen():
+    path = pathlib.Path(__file__).resolve().parents[5] / "tests" / "tools" / "ocigen.py"
+    spec = importlib.util.spec_from_file_location("ocigen_for_test_layers", str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_oci_image_layers(tmp_path, fsverity_tool):
+    ocigen = _load_ocigen()
+    layout = tmp_path / "layout"
+    image = ocigen.write_bootc_image(str(layout), version="7", payload=content_of(70000, 4))
+    manifest = json.loads(image["manifest"])
+    blobs = [layout / "blobs" / "sha256" / layer["digest"].split(":", 1)[1] for layer in manifest["layers"]]
+    kept = {}
+
+    def keep_object(fileobj, size):
+        data = fileobj.read()
+        assert len(data) == size
+        fsverity_digest = fsverity.digest_bytes(data)
+        kept[fsverity_digest] = data
+        return fsverity_digest
+
+    entry_lists = []
+    for blob, diff_id in zip(blobs, image["diff_ids"]):
+        with gzip.open(str(blob), "rb") as stream:
+            events = list(tarfmt.split_tar(stream, keep_object))
+        tar_bytes = b"".join(e[1] if e[0] == "inline" else kept[e[1]] for e in events)
+        assert "sha256:" + hashlib.sha256(tar_bytes).hexdigest() == diff_id
+        entry_lists.append(list(tarfmt.iter_layer_entries(events)))
+    root = layers.merge_layers(entry_lists)
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    for blob in blobs:
+        apply_layer_on_disk(str(merged), str(blob))
+    expected, expected_groups = describe_disk(str(merged), fsverity_tool)
+    actual, groups = describe_tree(root)
+    # the layers have no root entry: the tree keeps its uninitialised root, the directory is ours
+    del expected[""], actual[""]
+    assert actual == expected
+    assert groups == expected_groups == {frozenset({"usr/bin/sh", "usr/bin/bash"})}
+    assert tree.lookup(root, b"etc/old.conf") is None and tree.lookup(root, b"var/cache").entries == {}
