@@ -87,9 +87,6 @@ MODE_PREDEFINED = 0
 MODE_RLE = 1
 MODE_FSE = 2
 MODE_REPEAT = 3
-# Most state-update bits one sequence reads (9 + 9 + 8): the last sequence reads none, so its
-# position may pass the stream end by this much before the final check.
-MAX_STATE_BITS = 26
 INITIAL_REPEAT_OFFSETS = (1, 4, 8)
 
 _PREDEFINED: List[Optional[list]] = [None, None, None]
@@ -253,23 +250,23 @@ def _execute_sequences(view, pos, end, count, literals, out, state, out_limit): 
     ml_state = states & ((1 << ml_log) - 1)
     of_state = (states >> ml_log) & ((1 << of_log) - 1)
     ll_state = states >> (ml_log + of_log)
-    overrun_limit = total + MAX_STATE_BITS
     rep1, rep2, rep3 = state.repeats
     lit_pos = 0
     lit_count = len(literals)
+    out_len = len(out)
     state_bits = 0
     # Hot loop, shaped for speed (bench/bench_zstd.py): one int() parse per sequence for all its
-    # bits, fields peeled off the low end with precomputed masks, matches copied as whole slices.
+    # bits, fields peeled off the low end with precomputed masks, matches copied as whole slices,
+    # the output length tracked in a local. Reading past the stream end yields zero bits (padding,
+    # then empty slices); the check after the loop rejects it, and out_limit bounds the work.
     for _dummy in range(count):
         ll_base, ll_extra, ll_mask, ll_bits, ll_bits_mask, ll_next = ll_table[ll_state]
         ml_base, ml_extra, ml_mask, ml_bits, ml_bits_mask, ml_next = ml_table[ml_state]
         of_code, of_bits, of_bits_mask, of_next = of_table[of_state]
         state_bits = ll_bits + ml_bits + of_bits
-        width = of_code + ml_extra + ll_extra + state_bits
-        word = int(bits[at:at + width] or "0", 2)
-        at += width
-        if at > overrun_limit:
-            raise FormatError("sequences bitstream overrun", offset=pos)
+        stop = at + of_code + ml_extra + ll_extra + state_bits
+        word = int(bits[at:stop] or "0", 2)
+        at = stop
         of_state = of_next + (word & of_bits_mask)
         word >>= of_bits
         ml_state = ml_next + (word & ml_bits_mask)
@@ -279,15 +276,14 @@ def _execute_sequences(view, pos, end, count, literals, out, state, out_limit): 
         lit_len = ll_base + (word & ll_mask)
         word >>= ll_extra
         match_len = ml_base + (word & ml_mask)
-        word >>= ml_extra
         if of_code > 1:
-            offset = (1 << of_code) + word - 3
+            offset = (1 << of_code) + (word >> ml_extra) - 3
             rep3 = rep2
             rep2 = rep1
             rep1 = offset
         else:
             # 1-3 name repeat offsets 1-3, shifted by one when no literals precede (4: repeat1 - 1).
-            choice = (1 << of_code) + word + (0 if lit_len else 1)
+            choice = (1 << of_code) + (word >> ml_extra) + (0 if lit_len else 1)
             if choice == 1:
                 offset = rep1
             elif choice == 2:
@@ -311,15 +307,17 @@ def _execute_sequences(view, pos, end, count, literals, out, state, out_limit): 
                 raise FormatError("sequence needs %d literals, only %d left" % (lit_len, lit_count - lit_pos), offset=pos)
             out += literals[lit_pos:lit_end]
             lit_pos = lit_end
-        source = len(out) - offset
+            out_len += lit_len
+        source = out_len - offset
         if source < 0:
             raise FormatError("match offset %d reaches before the start of the frame (%d bytes decoded)"
-                              % (offset, len(out)), offset=pos)
+                              % (offset, out_len), offset=pos)
         if match_len <= offset:
             out += out[source:source + match_len]
         else:
             out += (out[source:] * (match_len // offset + 1))[:match_len]
-        if len(out) > out_limit:
+        out_len += match_len
+        if out_len > out_limit:
             raise FormatError("compressed block regenerates more than the block maximum", offset=pos)
     if at - state_bits != total:
         raise FormatError("sequences bitstream: %d bits used, %d present" % (at - state_bits, total), offset=pos)
