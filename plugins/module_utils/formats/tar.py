@@ -86,8 +86,18 @@ Events, in archive order:
 
 Inline events are never empty; neighbouring inline bytes are joined up to ``INLINE_FLUSH_BYTES``.
 ``iter_layer_entries`` reads such an event stream back (composefs-rs ``get_entry``): it is the way
-to get a layer's tree entries both right after the split (tee the events) and later from the
-repository's stored split stream.
+to get a layer's tree entries both right after the split and later from the repository's stored
+split stream. One pass over a layer, writing the split stream and collecting its entries::
+
+    def tee(events):
+        for event in events:
+            if event[0] == INLINE:
+                writer.write_inline(event[1])
+            else:
+                writer.write_external(event[1], event[2])
+            yield event
+
+    entries = list(iter_layer_entries(tee(split_tar(stream, store_object))))
 
 Inline thresholds
 -----------------
