@@ -246,7 +246,8 @@ def _detect_bootloader(paths, override, found) -> Bootloader:
 def _choose_source(paths, kind, bls_set, grub_set, booted_verity, found) -> entries.EntrySet:
     booted_boot_type = None
     if kind == bootloader.GRUB and grub_set is not None and grub_set.composefs and bls_set.composefs:
-        booted_origin = _attempt([], "", "", origin.load_origin, paths, booted_verity)
+        # Problems with this origin are reported when the deployment itself is read.
+        booted_origin = _attempt([], origin.origin_path(paths, booted_verity), "the booted origin", origin.load_origin, paths, booted_verity)
         booted_boot_type = booted_origin.boot_type if booted_origin is not None else None
     chosen, why = entries.choose_source(bls_set, grub_set if kind == bootloader.GRUB else None, booted_verity, booted_boot_type)
     if why is not None:

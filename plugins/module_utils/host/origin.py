@@ -57,6 +57,8 @@ __all__ = [
     "Origin",
     "ImageReference",
     "BOOT_TYPES",
+    "SIGNATURE_CONTAINER_POLICY",
+    "SIGNATURE_OSTREE_REMOTE",
     "parse_keyfile",
     "parse_image_reference",
     "parse_origin",
