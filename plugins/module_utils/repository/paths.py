@@ -209,13 +209,18 @@ def random_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ALNUM) for _ in range(RANDOM_NAME_LENGTH))
 
 
-def _unsafe_open_error(err: OSError, relpath: str) -> UnsafePathError | None:
-    if err.errno == errno.ELOOP:
+def _unsafe_open_error(err: OSError, dir_fd: int, component: str, relpath: str) -> UnsafePathError | None:
+    """Explain why ``component`` could not be opened as a directory without following it."""
+    if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+        return None
+    try:
+        is_link = stat.S_ISLNK(os.stat(component, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        is_link = err.errno == errno.ELOOP
+    if is_link:
         return UnsafePathError("is a symbolic link where a directory is expected; refusing to follow it out of the "
                                "repository (replace it by a real directory)", path=relpath)
-    if err.errno == errno.ENOTDIR:
-        return UnsafePathError("is not a directory; move it out of the repository", path=relpath)
-    return None
+    return UnsafePathError("is not a directory; move it out of the repository", path=relpath)
 
 
 def open_dir(dir_fd: int, relpath: str, create: bool = False, mode: int = 0o755) -> int:
@@ -239,7 +244,7 @@ def open_dir(dir_fd: int, relpath: str, create: bool = False, mode: int = 0o755)
             try:
                 opened = os.open(component, _DIR_FLAGS, dir_fd=current)
             except OSError as err:
-                unsafe = _unsafe_open_error(err, "/".join(done))
+                unsafe = _unsafe_open_error(err, current, component, "/".join(done))
                 if unsafe is not None:
                     raise unsafe from None
                 raise

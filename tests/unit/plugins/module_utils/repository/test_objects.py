@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, bootc.composefs maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests for repository/objects.py and staging.py: object names come from the ``fsverity digest`` oracle."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
+    DanglingRefError,
+    FormatError,
+    RepositoryFormatError,
+    UnsafePathError,
+)
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import objects, staging
+from ansible_collections.bootc.composefs.plugins.module_utils.repository.repo import Repository
+from ansible_collections.bootc.composefs.tests.unit.builders import repo_builder as rb
+
+SIZES = [0, 1, 4095, 4096, 4097, 3 * 65536 + 7, (1 << 20) + 1]
+ALGORITHMS = [fsverity.SHA256, fsverity.SHA512]
+
+
+def pattern(size, seed=0):
+    return bytes((i * 7 + seed) % 251 for i in range(size))
+
+
+@pytest.fixture(name="repo_factory")
+def fixture_repo_factory(tmp_path):
+    opened = []
+
+    def make(algorithm=fsverity.SHA256, name="repo"):
+        repo = Repository.init(tmp_path / name, algorithm=algorithm)
+        opened.append(repo)
+        return repo
+
+    yield make
+    for repo in opened:
+        repo.close()
+
+
+def oracle_id(tmp_path, fsverity_tool, data, algorithm):
+    path = tmp_path / "oracle-input"
+    path.write_bytes(data)
+    return rb.fsverity_digest(fsverity_tool, path, algorithm.name)
+
+
+def stray_files(root):
+    return [p for p in root.rglob("*") if p.name.startswith((".tmp-", ".symlink-"))]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=[a.name for a in ALGORITHMS])
+@pytest.mark.parametrize("size", SIZES)
+def test_object_names_match_fsverity_oracle(tmp_path, fsverity_tool, repo_factory, algorithm, size):
+    repo = repo_factory(algorithm)
+    data = pattern(size)
+    expected = oracle_id(tmp_path, fsverity_tool, data, algorithm)
+    assert repo.ensure_object(data) == expected
+    path = tmp_path / "repo" / "objects" / expected[:2] / expected[2:]
+    assert path.read_bytes() == data
+    assert repo.object_path(expected) == str(path)
+    assert repo.has_object(expected)
+    assert repo.read_object(expected, verify=True) == data
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=[a.name for a in ALGORITHMS])
+def test_streaming_object_matches_oracle(tmp_path, fsverity_tool, repo_factory, algorithm):
+    repo = repo_factory(algorithm)
+    data = pattern(5 * (1 << 20) + 123, seed=3)
+    expected = oracle_id(tmp_path, fsverity_tool, data, algorithm)
+    assert repo.ensure_object_from_fileobj(io.BytesIO(data)) == (expected, len(data))
+    assert (tmp_path / "repo" / "objects" / expected[:2] / expected[2:]).read_bytes() == data
+    assert repo.ensure_object_from_fileobj(io.BytesIO(data)) == (expected, len(data))
+    assert repo.ensure_object(data) == expected
+    assert not stray_files(tmp_path / "repo")
+
+
+def test_existing_object_written_by_another_tool_is_reused(tmp_path, fsverity_tool):
+    builder = rb.RepoBuilder(tmp_path / "built", fsverity_tool=fsverity_tool)
+    object_id = builder.add_object(b"from elsewhere")
+    repo = Repository.open(tmp_path / "built", writable=True)
+    try:
+        before = rb.tree_snapshot(tmp_path / "built")
+        assert repo.ensure_object(b"from elsewhere") == object_id
+        assert repo.ensure_object_from_fileobj(io.BytesIO(b"from elsewhere")) == (object_id, 14)
+        assert rb.tree_snapshot(tmp_path / "built") == before
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize("force", ["named-stage", "named-stage-no-renameat2"])
+def test_named_stage_fallback(tmp_path, fsverity_tool, repo_factory, monkeypatch, force):
+    monkeypatch.setattr(staging, "PROC_SELF_FD", str(tmp_path / "no-proc"))
+    if force == "named-stage-no-renameat2":
+        monkeypatch.setattr(staging, "_libc_function", lambda name: None)
+    repo = repo_factory()
+    data = pattern(10000)
+    expected = oracle_id(tmp_path, fsverity_tool, data, fsverity.SHA256)
+    assert repo.ensure_object(data) == expected
+    assert repo.ensure_object_from_fileobj(io.BytesIO(data)) == (expected, len(data))
+    assert repo.ensure_object_from_fileobj(io.BytesIO(b"other")) == (oracle_id(tmp_path, fsverity_tool, b"other",
+                                                                               fsverity.SHA256), 5)
+    assert repo.read_object(expected) == data
+    assert not stray_files(tmp_path / "repo")
+
+
+def test_lost_race_is_success(tmp_path, fsverity_tool, repo_factory, monkeypatch):
+    repo = repo_factory()
+    data = b"raced content"
+    expected = oracle_id(tmp_path, fsverity_tool, data, fsverity.SHA256)
+    real_check = objects.ObjectStore._check_present
+
+    def absent_then_written(self, object_id, digest):
+        target = tmp_path / "repo" / "objects" / object_id[:2]
+        target.mkdir(parents=True, exist_ok=True)
+        (target / object_id[2:]).write_bytes(data)
+        monkeypatch.setattr(objects.ObjectStore, "_check_present", real_check)
+        return False
+
+    monkeypatch.setattr(objects.ObjectStore, "_check_present", absent_then_written)
+    assert repo.ensure_object_from_fileobj(io.BytesIO(data)) == (expected, len(data))
+    assert not stray_files(tmp_path / "repo")
+
+
+def test_corrupted_object_detected_by_verify(tmp_path, repo_factory):
+    repo = repo_factory()
+    object_id = repo.ensure_object(b"original content")
+    (tmp_path / "repo" / "objects" / object_id[:2] / object_id[2:]).write_bytes(b"tampered content")
+    assert repo.read_object(object_id) == b"tampered content"
+    with pytest.raises(FormatError, match="corrupted") as info:
+        repo.read_object(object_id, verify=True)
+    assert object_id[2:] in str(info.value)
+
+
+def test_missing_object_is_dangling(repo_factory):
+    repo = repo_factory()
+    missing = "ab" * 32
+    assert not repo.has_object(missing)
+    with pytest.raises(DanglingRefError, match=missing[2:]):
+        repo.read_object(missing)
+
+
+@pytest.mark.parametrize("object_id", ["AB" * 32, "ab" * 31, "../" + "a" * 61, "ab" * 64])
+def test_invalid_object_ids(repo_factory, object_id):
+    repo = repo_factory()
+    for call in (repo.has_object, repo.read_object, repo.object_path):
+        with pytest.raises(UnsafePathError):
+            call(object_id)
+
+
+def test_symlinked_objects_dir_is_refused(tmp_path, repo_factory):
+    repo = repo_factory()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), tmp_path / "repo" / "objects")
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        repo.ensure_object(b"data")
+    with pytest.raises(UnsafePathError):
+        repo.ensure_object_from_fileobj(io.BytesIO(b"data"))
+    with pytest.raises(UnsafePathError):
+        repo.has_object("ab" * 32)
+    assert not list(outside.iterdir())
+
+
+def test_symlinked_object_and_subdir_are_refused(tmp_path, fsverity_tool, repo_factory):
+    repo = repo_factory()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "passwd"
+    secret.write_bytes(b"root:x:0:0")
+    object_id = oracle_id(tmp_path, fsverity_tool, b"root:x:0:0", fsverity.SHA256)
+    (tmp_path / "repo" / "objects" / object_id[:2]).mkdir(parents=True)
+    os.symlink(str(secret), tmp_path / "repo" / "objects" / object_id[:2] / object_id[2:])
+    for call in (lambda: repo.has_object(object_id), lambda: repo.read_object(object_id),
+                 lambda: repo.ensure_object(b"root:x:0:0")):
+        with pytest.raises(UnsafePathError):
+            call()
+    other_id = oracle_id(tmp_path, fsverity_tool, b"elsewhere", fsverity.SHA256)
+    if other_id[:2] != object_id[:2]:
+        os.symlink(str(outside), tmp_path / "repo" / "objects" / other_id[:2])
+        with pytest.raises(UnsafePathError):
+            repo.ensure_object(b"elsewhere")
+    assert sorted(p.name for p in outside.iterdir()) == ["passwd"] and secret.read_bytes() == b"root:x:0:0"
+
+
+def test_iter_objects_reports_invalid_names(tmp_path, fsverity_tool):
+    builder = rb.RepoBuilder(tmp_path / "repo", fsverity_tool=fsverity_tool)
+    valid = sorted(builder.add_object(pattern(n)) for n in (1, 2, 3))
+    objects_dir = tmp_path / "repo" / "objects"
+    (objects_dir / "ab").mkdir(exist_ok=True)
+    (objects_dir / "ab" / "short").write_bytes(b"")
+    (objects_dir / "ab" / ("CD" * 31)).write_bytes(b"")
+    (objects_dir / "ab" / ("cd" * 31)).mkdir()
+    (objects_dir / ".tmp-object-abcdefghijkl").write_bytes(b"")
+    (objects_dir / "zz").mkdir()
+    (objects_dir / "zz" / "x").write_bytes(b"")
+    os.symlink(str(tmp_path), objects_dir / "ef")
+    with Repository.open(tmp_path / "repo") as repo:
+        entries = list(repo.iter_objects())
+    good = [e.object_id for e in entries if e.object_id is not None]
+    bad = sorted(e.relpath for e in entries if e.object_id is None)
+    assert sorted(good) == valid
+    assert bad == sorted(["objects/ab/short", "objects/ab/" + "CD" * 31, "objects/ab/" + "cd" * 31, "objects/ef"])
+    assert all(e.problem for e in entries if e.object_id is None)
+
+
+def test_infer_algorithm(tmp_path, fsverity_tool):
+    for algorithm in ("sha256", "sha512"):
+        builder = rb.RepoBuilder(tmp_path / algorithm, algorithm=algorithm, fsverity_tool=fsverity_tool, meta=None)
+        builder.add_object(b"x")
+        fd = os.open(tmp_path / algorithm, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert objects.infer_algorithm(fd) == (fsverity.algorithm_by_name(algorithm), False)
+        finally:
+            os.close(fd)
+    (tmp_path / "empty" / "objects" / "ab").mkdir(parents=True)
+    fd = os.open(tmp_path / "empty", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(RepositoryFormatError, match="no objects"):
+            objects.infer_algorithm(fd)
+    finally:
+        os.close(fd)
+
+
+def test_sync_filesystem_and_fallback(tmp_path, monkeypatch):
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        staging.sync_filesystem(fd)
+        calls = []
+        monkeypatch.setattr(staging, "_libc_function", lambda name: None)
+        monkeypatch.setattr(staging.os, "sync", lambda: calls.append(True))
+        staging.sync_filesystem(fd)
+        assert calls == [True]
+    finally:
+        os.close(fd)
