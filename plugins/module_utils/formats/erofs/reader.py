@@ -148,6 +148,8 @@ class ErofsImage:
             entries.append((entry, False))
         base = self.superblock.xattr_blkaddr * _B
         for shared_id in ids:
+            if base + 4 * shared_id + L.XATTR_ENTRY_HEADER_SIZE > len(buf):
+                raise FormatError("inode %d: shared xattr %d lies outside the image" % (inode.nid, shared_id), inode.offset)
             entry, _ = L.parse_xattr_entry(buf, base + 4 * shared_id, len(buf))
             entries.append((entry, True))
         return entries

@@ -616,5 +616,142 @@ def write_image(root: Directory, version: int = 1, algorithm=fsverity.SHA256) ->
     raise FormatError("unknown composefs image version %r (expected 0, 1 or 2)" % (version,))
 
 
+def _collect_v2(root: Directory, algorithm) -> List[_Inode]:
+    """V2: depth-first inode order (a directory, then its entries in name order, each subtree whole)."""
+    root_node = _Inode(S_IFDIR, root.stat, 2)
+    nodes = [root_node]
+    leaf_nodes: Dict[int, _Inode] = {}
+    seen_dirs = {id(root)}
+    stack = [(root_node, iter(sorted(root.entries.items())), [(b".", root_node), (b"..", root_node)])]
+    while stack:
+        node, items, entries = stack[-1]
+        for name, child in items:
+            if len(name) > 255 or not name or b"/" in name or b"\0" in name or name in _DOT_NAMES:
+                raise FormatError("invalid directory entry name %r" % (name,))
+            if type(child) is Directory:
+                if id(child) in seen_dirs:
+                    raise FormatError("directory %r appears twice in the tree" % (name,))
+                seen_dirs.add(id(child))
+                child_node = _Inode(S_IFDIR, child.stat, 2)
+                nodes.append(child_node)
+                node.nlink += 1
+                entries.append((name, child_node))
+                stack.append((child_node, iter(sorted(child.entries.items())), [(b".", child_node), (b"..", node)]))
+                break
+            child_node = leaf_nodes.get(id(child))
+            if child_node is None:
+                child_node = leaf_nodes[id(child)] = _leaf_inode(child, algorithm, False)
+                nodes.append(child_node)
+            else:
+                child_node.nlink += 1
+            entries.append((name, child_node))
+        else:
+            stack.pop()
+            entries.sort(key=_entry_name)
+            node.entries = entries
+    return nodes
+
+
+_ADDED_V2 = (L.XATTR_METACOPY, L.XATTR_REDIRECT)
+
+
+def _prepare_v2(nodes: List[_Inode], names: _XattrNames) -> Tuple[List[bytes], int]:
+    """V2 xattr order (metacopy, redirect, then the rest by name), sharing, inline tails."""
+    counts: Dict[Tuple[bytes, bytes], int] = {}
+    for node in nodes:
+        pairs = node.pairs
+        if pairs:
+            pairs = node.pairs = [p for p in pairs if p[0] in _ADDED_V2] + sorted(p for p in pairs if p[0] not in _ADDED_V2)
+            for pair in pairs:
+                counts[pair] = counts.get(pair, 0) + 1
+        kind = node.kind
+        if kind == S_IFDIR:
+            _dir_chunks(node)
+        elif node.chunks:
+            node.tail = 4 if pairs and pairs[0][1] else 0  # one null chunk when the file has a digest
+        elif kind in (S_IFLNK, S_IFREG):
+            node.tail = node.size
+            if node.tail >= _B:
+                raise FormatError("a V2 image keeps inline data in the inode: %d bytes is too long" % node.tail)
+    shared = sorted((pair for pair, count in counts.items() if count > 1), key=lambda pair: names.get(pair[0])[:2] + (pair[1],))
+    table = []
+    offsets = {}
+    size = 0
+    for pair in shared:
+        offsets[pair] = size
+        table.append(names.entry(*pair))
+        size += len(table[-1])
+    _split_xattrs(nodes, names, offsets, len(nodes) * 256)
+    return table, size
+
+
+def _place_inodes_v2(nodes: List[_Inode]) -> int:
+    """Extended inodes; a FlatInline tail that would end in another block than its inode's metadata
+    moves the inode past that block's end (composefs-rs ``pad_inline_tail_v2``)."""
+    pos = _INODES_START
+    for node in nodes:
+        _check_extended(node)
+        head = L.EXTENDED_INODE_SIZE + node.xattr_size
+        start = (pos + 31) & ~31
+        if node.tail and not node.chunks:
+            metadata_end = start + head - 1
+            if metadata_end // _B != (metadata_end + 1 + node.tail) // _B:
+                start = (start + _B - metadata_end % _B + 31) & ~31
+        node.pad = start - pos
+        node.nid = start >> 5
+        pos = start + head + node.tail
+    return (pos + 31) & ~31
+
+
+def _emit_inodes_v2(nodes: List[_Inode], inodes_end: int, out: List[bytes]) -> None:
+    pack = L.EXTENDED_INODE.pack
+    for node in nodes:
+        kind = node.kind
+        size = node.size
+        u = 0
+        layout = L.LAYOUT_FLAT_INLINE if node.tail else L.LAYOUT_FLAT_PLAIN
+        if kind == S_IFDIR:
+            size = node.n_blocks * _B + node.tail
+            u = node.blkaddr
+        elif node.chunks:
+            layout = L.LAYOUT_CHUNK_BASED
+            u = L.CHUNK_FORMAT_BLKBITS_MASK
+        elif kind in (S_IFCHR, S_IFBLK):
+            u = node.rdev
+        if node.pad:
+            out.append(bytes(node.pad))
+        xattr_size = node.xattr_size
+        out.append(pack(layout << 1 | 1, L.xattr_icount(xattr_size), node.mode, 0, size, u, node.nid, node.uid, node.gid,
+                        node.mtime & _U64_MASK, 0, node.nlink))
+        if xattr_size:
+            out.append(L.XATTR_HEADER.pack(~node.name_filter & _MAX_U32, len(node.shared)))
+            out.extend(L.U32.pack((inodes_end + offset) >> 2) for offset in node.shared)
+            out.extend(node.local)
+        if node.tail:
+            if kind == S_IFDIR:
+                out.append(_dirent_block(node.chunk_lists[-1]))
+            elif node.chunks:
+                out.append(L.NULL_CHUNK)
+            else:
+                out.append(node.data)
+
+
 def _write_v2(root: Directory, algorithm) -> bytes:
-    raise FormatError("V2 writing is not implemented yet %r %r" % (root, algorithm))
+    """composefs-rs V2 (legacy): see the module docstring."""
+    nodes = _collect_v2(root, algorithm)
+    names = _XattrNames(lustre=True)
+    table, table_size = _prepare_v2(nodes, names)
+    inodes_end = _place_inodes_v2(nodes)
+    data_start = L.round_up(inodes_end + table_size, _B)
+    next_block = data_start // _B
+    for node in nodes:
+        if node.n_blocks:
+            node.blkaddr = next_block
+            next_block += node.n_blocks
+    out = _superblock(nodes, 2, 0, (0, 0), next_block, 0)
+    _emit_inodes_v2(nodes, inodes_end, out)
+    out.append(bytes(inodes_end - sum(map(len, out))))
+    out.extend(table)
+    out.append(bytes(data_start - inodes_end - table_size))
+    _emit_blocks_v1(nodes, out)
+    return b"".join(out)
