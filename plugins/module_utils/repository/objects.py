@@ -212,7 +212,6 @@ class ObjectStore:
         finally:
             os.close(objects_fd)
         return digest.hex(), size
-        return object_id, size
 
     def _check_present(self, object_id: str, digest: bytes) -> bool:
         """Return whether the object exists, after checking it (and enabling verity where missing)."""

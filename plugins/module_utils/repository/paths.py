@@ -206,7 +206,7 @@ def parse_ref_link(text: str, depth: int, where: str | None = None) -> str:
 
 def random_name(prefix: str) -> str:
     """Return ``prefix`` followed by 12 random ASCII letters and digits."""
-    return prefix + "".join(secrets.choice(_ALNUM) for _ in range(RANDOM_NAME_LENGTH))
+    return prefix + "".join(secrets.choice(_ALNUM) for _position in range(RANDOM_NAME_LENGTH))
 
 
 def _unsafe_open_error(err: OSError, dir_fd: int, component: str, relpath: str) -> UnsafePathError | None:
@@ -293,7 +293,7 @@ def replace_symlink(repo_fd: int, parent_fd: int, name: str, text: str, where: s
     current = readlink_at(parent_fd, name, where=where)
     if current == text:
         return
-    for _ in range(RANDOM_NAME_ATTEMPTS):
+    for _attempt in range(RANDOM_NAME_ATTEMPTS):
         tmp_name = random_name(SYMLINK_TMP_PREFIX)
         try:
             os.symlink(text, tmp_name, dir_fd=repo_fd)

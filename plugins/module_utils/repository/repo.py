@@ -61,7 +61,6 @@ from ansible_collections.bootc.composefs.plugins.module_utils.repository import 
 __all__ = ["Repository"]
 
 
-
 def _check_legacy_algorithm(dir_fd: int, path: str, algorithm) -> None:
     """Refuse to write meta.json over objects/ holding objects of another algorithm."""
     try:
@@ -435,4 +434,3 @@ class Repository:
         """Unlink ``images/<image_name>`` (inside :meth:`exclusive` only); False when absent."""
         self._require_exclusive()
         return refs.remove_entry(self._fd, paths.IMAGES, image_name, self.algorithm)
-

@@ -100,7 +100,7 @@ class StagedFile:
             except OSError as err:
                 if err.errno not in _TMPFILE_UNSUPPORTED:
                     raise
-        for _ in range(paths.RANDOM_NAME_ATTEMPTS):
+        for _attempt in range(paths.RANDOM_NAME_ATTEMPTS):
             name = paths.random_name(prefix)
             try:
                 self.fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC,

@@ -44,7 +44,7 @@ KERNEL_IDS = {"sha256": 1, "sha512": 2}
 def fsverity_digest(tool: str, path, algorithm: str) -> str:
     """The oracle's fs-verity digest (hex) of the file at ``path``."""
     out = run_tool([tool, "digest", "--hash-alg=%s" % algorithm, "--block-size=4096", str(path)]).stdout.decode()
-    prefix, _, rest = out.partition(":")
+    prefix, _colon, rest = out.partition(":")
     assert prefix == algorithm, out
     return rest.split()[0]
 

@@ -306,9 +306,9 @@ def test_random_bit_flips_raise_format_error_only():
     writer.write_external(b"\x0a" * 32, 7)
     data = writer.encode()
     rng = random.Random(20260101)
-    for _ in range(2000):
+    for _round in range(2000):
         mutated = bytearray(data)
-        for _ in range(rng.randint(1, 4)):
+        for _flip in range(rng.randint(1, 4)):
             position = rng.randrange(len(mutated))
             mutated[position] ^= 1 << rng.randrange(8)
         try:

@@ -36,7 +36,7 @@ def fixture_repo(tmp_path):
     repo.close()
 
 
-@pytest.mark.parametrize("tag,name", SPEC_TAGS, ids=[t for t, _ in SPEC_TAGS])
+@pytest.mark.parametrize("tag,name", SPEC_TAGS, ids=[pair[0] for pair in SPEC_TAGS])
 def test_spec_examples(tag, name):
     assert tags.encode_tag(tag) == name
     assert tags.decode_tag(name) == tag
@@ -84,11 +84,11 @@ def test_bad_manifest_digests_are_rejected(repo, digest):
 def test_list_resolve_untag(repo):
     object_id = repo.ensure_object(b"manifest stream")
     repo.register_stream("oci-manifest-" + DIGEST, object_id)
-    for tag, _ in SPEC_TAGS:
+    for tag, _name in SPEC_TAGS:
         tags.tag_image(repo, DIGEST, tag)
     tags.tag_image(repo, OTHER_DIGEST, "dangling")
     listed = tags.list_tags(repo)
-    assert sorted(listed) == sorted([(tag, DIGEST) for tag, _ in SPEC_TAGS] + [("dangling", OTHER_DIGEST)])
+    assert sorted(listed) == sorted([(pair[0], DIGEST) for pair in SPEC_TAGS] + [("dangling", OTHER_DIGEST)])
     assert tags.resolve_tag(repo, "quay.io/fedora/fedora-bootc:42") == (DIGEST, object_id)
     assert tags.resolve_tag(repo, "never-tagged") is None
     with pytest.raises(DanglingRefError, match="oci-manifest"):

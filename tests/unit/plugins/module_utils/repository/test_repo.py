@@ -249,7 +249,11 @@ def test_read_stream_built_by_hand(tmp_path, fsverity_tool, zstd_tool):
 
 def test_write_image_has_no_barrier(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(objects.ObjectStore, "sync", lambda store: calls.append(store))
+
+    def record_sync(store):
+        calls.append(store)
+
+    monkeypatch.setattr(objects.ObjectStore, "sync", record_sync)
     with Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256) as repo:
         repo.write_image(b"image", name="n")
     assert not calls
