@@ -50,20 +50,16 @@ class EntryInfo(NamedTuple):
     problem: str | None = None
 
 
-def _where(repo_path: str, relpath: str) -> str:
-    return os.path.join(repo_path, relpath) if repo_path else relpath
-
-
 def _check_category(category: str) -> None:
     if category not in paths.CATEGORIES:
         raise UnsafePathError("unknown category %r (expected images or streams)" % (category,))
 
 
-def read_entry(repo_fd: int, category: str, name: str, algorithm, repo_path: str = "") -> str | None:
+def read_entry(repo_fd: int, category: str, name: str, algorithm) -> str | None:
     """Return the object id entry ``<category>/<name>`` names, or None when there is no such entry."""
     _check_category(category)
     paths.validate_entry_name(category, name, algorithm)
-    where = _where(repo_path, category + "/" + name)
+    where = category + "/" + name
     try:
         dir_fd = paths.open_dir(repo_fd, category)
     except FileNotFoundError:
@@ -155,11 +151,11 @@ def write_ref(repo_fd: int, category: str, ref: str, entry_name: str, algorithm)
         os.close(dir_fd)
 
 
-def read_ref(repo_fd: int, category: str, ref: str, algorithm, repo_path: str = "") -> str | None:
+def read_ref(repo_fd: int, category: str, ref: str, algorithm) -> str | None:
     """Return the entry name ref ``<category>/refs/<ref>`` names (exact link form checked), or None if absent."""
     _check_category(category)
     components = paths.validate_ref_name(ref)
-    where = _where(repo_path, _refs_dir(category, components))
+    where = _refs_dir(category, components)
     try:
         dir_fd = paths.open_dir(repo_fd, _refs_dir(category, components[:-1]))
     except FileNotFoundError:

@@ -46,6 +46,7 @@ After a crash ``streams/<name>`` is either absent or everything it references is
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
@@ -59,6 +60,32 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsv
 from ansible_collections.bootc.composefs.plugins.module_utils.repository import lock, meta as meta_json, objects, paths, refs
 
 __all__ = ["Repository"]
+
+
+def _locate(err: ComposefsError, repo_path: str) -> None:
+    """Make the path an error names absolute (library layers name paths relative to the repository)."""
+    if err.path is None:
+        err.path = repo_path
+    elif not os.path.isabs(err.path):
+        err.path = os.path.join(repo_path, err.path)
+
+
+def _located(method):
+    """Decorator: errors raised by a Repository method name absolute paths."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ComposefsError as err:
+            _locate(err, self.path)
+            raise
+    return wrapper
+
+
+def _check_writable_filesystem(fd: int, path: str) -> None:
+    if os.fstatvfs(fd).f_flag & os.ST_RDONLY:
+        raise RepositoryFormatError("the filesystem holding the repository is mounted read-only; remount it read-write "
+                                    "before writing", path=path)
 
 
 def _check_legacy_algorithm(dir_fd: int, path: str, algorithm) -> None:
@@ -147,6 +174,8 @@ class Repository:
                 raise RepositoryFormatError("cannot open for writing: %s; update bootc.composefs" % reason, path=meta_where)
         elif not writable:
             reason = "opened read-only (writable=False)"
+        if writable:
+            _check_writable_filesystem(fd, path)
         return cls(fd, path, meta, secure, not writable, read_only_reason=reason)
 
     @classmethod
@@ -250,6 +279,7 @@ class Repository:
             raise RepositoryLockedError("this process has %d other handle(s) on the repository open; close them before "
                                         "taking the exclusive lock (flock would wait for them forever)" % others,
                                         path=self.path)
+        _check_writable_filesystem(self._fd, self.path)
         lock.convert_to_exclusive(self._fd, timeout, where=self.path)
         self._exclusive_depth = 1
         try:
@@ -260,46 +290,55 @@ class Repository:
 
     # --- objects -------------------------------------------------------------------------------
 
+    @_located
     def object_path(self, object_id: str) -> str:
         """Return the filesystem path of an object (for messages and external tools)."""
         paths.validate_object_id(object_id, self.algorithm)
         return os.path.join(self.path, paths.object_repo_path(object_id))
 
+    @_located
     def has_object(self, object_id: str) -> bool:
         """Return whether the object exists."""
         self._require_open()
         return self._objects.has(object_id)
 
+    @_located
     def ensure_object(self, data) -> str:
         """Store ``data`` as an object (no fsync; see :meth:`sync`); return its object id."""
         self._require_writable()
         return self._objects.ensure_bytes(data)
 
+    @_located
     def ensure_object_from_fileobj(self, fileobj) -> tuple:
         """Store what ``fileobj`` yields to EOF, streaming (no fsync); return ``(object_id, size)``."""
         self._require_writable()
         return self._objects.ensure_fileobj(fileobj)
 
+    @_located
     def read_object(self, object_id: str, verify: bool = False) -> bytes:
         """Return an object's content; checked against its name where fs-verity allows, or with ``verify``."""
         self._require_open()
         return self._objects.read(object_id, verify)
 
+    @_located
     def open_object(self, object_id: str, verify: bool = False) -> int:
         """Return a read-only fd of an object (same checks as :meth:`read_object`); the caller closes it."""
         self._require_open()
         return self._objects.open(object_id, verify)
 
+    @_located
     def sync(self) -> None:
         """``syncfs`` on the repository's filesystem: the durability barrier of section 9."""
         self._require_open()
         self._objects.sync()
 
+    @_located
     def iter_objects(self):
         """Yield :class:`objects.ObjectEntry` for every name under ``objects/<xx>/`` (invalid ones flagged)."""
         self._require_open()
         return self._objects.iter_objects()
 
+    @_located
     def remove_object(self, object_id: str) -> int | None:
         """Unlink an object (inside :meth:`exclusive` only); return its size or None when absent."""
         self._require_exclusive()
@@ -307,20 +346,23 @@ class Repository:
 
     # --- streams -------------------------------------------------------------------------------
 
+    @_located
     def has_stream(self, stream_name: str) -> bool:
         """Return whether ``streams/<stream_name>`` exists (its object is not checked)."""
         self._require_open()
-        return refs.read_entry(self._fd, paths.STREAMS, stream_name, self.algorithm, self.path) is not None
+        return refs.read_entry(self._fd, paths.STREAMS, stream_name, self.algorithm) is not None
 
+    @_located
     def stream_object_id(self, stream_name: str) -> str:
         """Return the object id of ``streams/<stream_name>``; DanglingRefError when there is no such entry."""
         self._require_open()
-        object_id = refs.read_entry(self._fd, paths.STREAMS, stream_name, self.algorithm, self.path)
+        object_id = refs.read_entry(self._fd, paths.STREAMS, stream_name, self.algorithm)
         if object_id is None:
             raise DanglingRefError("stream does not exist in the repository; pull the image again",
                                    path=os.path.join(self.path, paths.STREAMS, stream_name))
         return object_id
 
+    @_located
     def read_stream(self, stream_name: str) -> splitstream.SplitStream:
         """Parse the splitstream ``streams/<stream_name>`` names; errors carry the entry and object path."""
         object_id = self.stream_object_id(stream_name)
@@ -335,6 +377,7 @@ class Repository:
             err.with_path(where)
             raise
 
+    @_located
     def write_stream(self, stream_name: str, data, ref: str | None = None) -> str:
         """Store splitstream ``data`` and point ``streams/<stream_name>`` (and ``ref``) at it; return its object id.
 
@@ -350,6 +393,7 @@ class Repository:
         self.register_stream(stream_name, object_id, ref)
         return object_id
 
+    @_located
     def register_stream(self, stream_name: str, object_id: str, ref: str | None = None) -> None:
         """Make an already stored splitstream object visible as ``streams/<stream_name>``: ``syncfs``, entry, ref."""
         self._require_writable()
@@ -362,31 +406,37 @@ class Repository:
         if ref is not None:
             refs.write_ref(self._fd, paths.STREAMS, ref, stream_name, self.algorithm)
 
+    @_located
     def name_stream(self, stream_name: str, ref: str) -> None:
         """Create or re-point ``streams/refs/<ref>`` -> ``../`` * depth + ``stream_name`` (entry not checked)."""
         self._require_writable()
         refs.write_ref(self._fd, paths.STREAMS, ref, stream_name, self.algorithm)
 
+    @_located
     def stream_ref_target(self, ref: str) -> str | None:
         """Return the stream name ``streams/refs/<ref>`` names (exact link form checked), or None when absent."""
         self._require_open()
-        return refs.read_ref(self._fd, paths.STREAMS, ref, self.algorithm, self.path)
+        return refs.read_ref(self._fd, paths.STREAMS, ref, self.algorithm)
 
+    @_located
     def remove_stream_ref(self, ref: str) -> bool:
         """Unlink ``streams/refs/<ref>``; False when it does not exist."""
         self._require_writable()
         return refs.remove_ref(self._fd, paths.STREAMS, ref)
 
+    @_located
     def list_stream_refs(self, prefix: str = "") -> list:
         """Return ``(path relative to prefix, link text)`` for every symlink below ``streams/refs/<prefix>``."""
         self._require_open()
         return refs.list_refs(self._fd, paths.STREAMS, prefix)
 
+    @_located
     def list_stream_entries(self) -> list:
         """Return :class:`refs.EntryInfo` for every first-level ``streams/`` name (invalid ones flagged)."""
         self._require_open()
         return refs.list_entries(self._fd, paths.STREAMS, self.algorithm)
 
+    @_located
     def remove_stream_entry(self, stream_name: str) -> bool:
         """Unlink ``streams/<stream_name>`` (inside :meth:`exclusive` only); False when absent."""
         self._require_exclusive()
@@ -394,6 +444,7 @@ class Repository:
 
     # --- images --------------------------------------------------------------------------------
 
+    @_located
     def write_image(self, data, name: str | None = None) -> str:
         """Store EROFS ``data``, link ``images/<hex>`` (and ``images/refs/<name>``); return its object id. No syncfs."""
         self._require_writable()
@@ -405,31 +456,37 @@ class Repository:
             refs.write_ref(self._fd, paths.IMAGES, name, object_id, self.algorithm)
         return object_id
 
+    @_located
     def image_object_id(self, image_name: str) -> str | None:
         """Return the object id ``images/<image_name>`` names, or None when there is no such entry."""
         self._require_open()
-        return refs.read_entry(self._fd, paths.IMAGES, image_name, self.algorithm, self.path)
+        return refs.read_entry(self._fd, paths.IMAGES, image_name, self.algorithm)
 
+    @_located
     def image_ref_target(self, ref: str) -> str | None:
         """Return the image entry ``images/refs/<ref>`` names (exact link form checked), or None when absent."""
         self._require_open()
-        return refs.read_ref(self._fd, paths.IMAGES, ref, self.algorithm, self.path)
+        return refs.read_ref(self._fd, paths.IMAGES, ref, self.algorithm)
 
+    @_located
     def remove_image_ref(self, ref: str) -> bool:
         """Unlink ``images/refs/<ref>``; False when it does not exist."""
         self._require_writable()
         return refs.remove_ref(self._fd, paths.IMAGES, ref)
 
+    @_located
     def list_image_refs(self, prefix: str = "") -> list:
         """Return ``(path relative to prefix, link text)`` for every symlink below ``images/refs/<prefix>``."""
         self._require_open()
         return refs.list_refs(self._fd, paths.IMAGES, prefix)
 
+    @_located
     def list_image_entries(self) -> list:
         """Return :class:`refs.EntryInfo` for every first-level ``images/`` name (invalid ones flagged)."""
         self._require_open()
         return refs.list_entries(self._fd, paths.IMAGES, self.algorithm)
 
+    @_located
     def remove_image_entry(self, image_name: str) -> bool:
         """Unlink ``images/<image_name>`` (inside :meth:`exclusive` only); False when absent."""
         self._require_exclusive()

@@ -163,3 +163,49 @@ def try_lock_process(path, mode: str = "EX") -> bool:
               "except BlockingIOError:\n"
               "    sys.exit(1)\n" % mode)
     return subprocess.run(["python3", "-c", script, str(path)], check=False).returncode == 0
+
+
+class FakeVerity:
+    """Stand-in for a filesystem with fs-verity, for hosts whose test filesystem has none.
+
+    ``enable_fd`` records the file's digest as the ``fsverity digest`` oracle computes it (reading
+    the descriptor through ``/proc/<pid>/fd``); ``measure_fd`` returns it. Install with
+    ``monkeypatch`` over ``formats.fsverity``.
+    """
+
+    def __init__(self, fsverity_tool: str) -> None:
+        self.fsverity_tool = fsverity_tool
+        self.enabled = {}  # (st_dev, st_ino) -> (algorithm name, digest bytes)
+
+    @staticmethod
+    def key(fd: int):
+        info = os.fstat(fd)
+        return info.st_dev, info.st_ino
+
+    def enable_fd(self, fd: int, algorithm) -> bool:
+        if self.key(fd) not in self.enabled:
+            digest = fsverity_digest(self.fsverity_tool, "/proc/%d/fd/%d" % (os.getpid(), fd), algorithm.name)
+            self.enabled[self.key(fd)] = (algorithm.name, bytes.fromhex(digest))
+        return True
+
+    def measure_fd(self, fd: int, algorithm):
+        found = self.enabled.get(self.key(fd))
+        if found is None or found[0] != algorithm.name:
+            return None
+        return found[1]
+
+    def enable_path(self, path, algorithm) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.enable_fd(fd, algorithm)
+        finally:
+            os.close(fd)
+
+    def has_verity(self, path) -> bool:
+        info = os.stat(path)
+        return (info.st_dev, info.st_ino) in self.enabled
+
+    def install(self, monkeypatch, fsverity_module) -> "FakeVerity":
+        monkeypatch.setattr(fsverity_module, "enable_fd", self.enable_fd)
+        monkeypatch.setattr(fsverity_module, "measure_fd", self.measure_fd)
+        return self

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
+    ComposefsError,
     DanglingRefError,
     FormatError,
     RepositoryFormatError,
@@ -237,3 +238,68 @@ def test_sync_filesystem_and_fallback(tmp_path, monkeypatch):
         assert calls == [True]
     finally:
         os.close(fd)
+
+
+# --- secure repositories, on a simulated fs-verity filesystem -------------------------------------
+
+@pytest.fixture(name="verity")
+def fixture_verity(fsverity_tool, monkeypatch):
+    return rb.FakeVerity(fsverity_tool).install(monkeypatch, fsverity)
+
+
+def test_secure_repository_enables_and_checks_verity(tmp_path, fsverity_tool, verity):
+    with Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256, insecure=False) as repo:
+        assert repo.secure
+        assert verity.has_verity(tmp_path / "repo" / "meta.json")
+        data = pattern(9000)
+        expected = oracle_id(tmp_path, fsverity_tool, data, fsverity.SHA256)
+        assert repo.ensure_object(data) == expected
+        assert repo.ensure_object_from_fileobj(io.BytesIO(b"streamed")) == (
+            oracle_id(tmp_path, fsverity_tool, b"streamed", fsverity.SHA256), 8)
+        assert verity.has_verity(tmp_path / "repo" / "objects" / expected[:2] / expected[2:])
+        assert repo.read_object(expected) == data
+    with Repository.open(tmp_path / "repo") as repo:
+        assert repo.secure
+
+
+def test_secure_repository_refuses_objects_without_verity(tmp_path, fsverity_tool, verity):
+    with Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256, insecure=False) as repo:
+        plain = rb.RepoBuilder(tmp_path / "repo", fsverity_tool=fsverity_tool, meta=None).add_object(b"no verity")
+        with pytest.raises(ComposefsError, match="fs-verity") as info:
+            repo.read_object(plain)
+        assert str(info.value).startswith(str(tmp_path / "repo" / "objects" / plain[:2]))
+        with pytest.raises(ComposefsError, match="fs-verity"):
+            repo.ensure_object(b"no verity")
+    assert verity.enabled
+
+
+def test_verity_digest_not_matching_the_name_is_corruption(tmp_path, fsverity_tool, verity):
+    with Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256) as repo:
+        name = oracle_id(tmp_path, fsverity_tool, b"expected", fsverity.SHA256)
+        target = tmp_path / "repo" / "objects" / name[:2]
+        target.mkdir(parents=True)
+        (target / name[2:]).write_bytes(b"something else")
+        verity.enable_path(target / name[2:], fsverity.SHA256)
+        with pytest.raises(FormatError, match="corrupted"):
+            repo.read_object(name)
+        with pytest.raises(FormatError, match="corrupted"):
+            repo.ensure_object(b"expected")
+
+
+def test_insecure_repository_enables_verity_where_missing(tmp_path, fsverity_tool, verity):
+    builder = rb.RepoBuilder(tmp_path / "repo", fsverity_tool=fsverity_tool)
+    object_id = builder.add_object(b"old object")
+    with Repository.open(tmp_path / "repo", writable=True) as repo:
+        assert not repo.secure
+        assert repo.ensure_object(b"old object") == object_id
+    assert verity.has_verity(tmp_path / "repo" / "objects" / object_id[:2] / object_id[2:])
+
+
+def test_upgrade_keeps_verity_of_the_probed_object(tmp_path, fsverity_tool, verity):
+    builder = rb.RepoBuilder(tmp_path / "repo", algorithm="sha512", fsverity_tool=fsverity_tool, meta=None)
+    object_id = builder.add_object(b"verity object")
+    verity.enable_path(tmp_path / "repo" / "objects" / object_id[:2] / object_id[2:], fsverity.SHA512)
+    with Repository.open(tmp_path / "repo", writable=True, upgrade=True) as repo:
+        assert repo.secure
+    assert verity.has_verity(tmp_path / "repo" / "meta.json")
+    assert (tmp_path / "repo" / "meta.json").read_bytes() == rb.META_SHA512_V1

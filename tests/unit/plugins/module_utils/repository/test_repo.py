@@ -288,3 +288,34 @@ def test_removals_need_the_exclusive_lock(tmp_path):
     with Repository.open(tmp_path / "repo") as repo:
         with pytest.raises(DanglingRefError):
             repo.read_object(object_id)
+
+
+def test_errors_name_absolute_paths(tmp_path):
+    with Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256) as repo:
+        os.symlink(str(tmp_path), tmp_path / "repo" / "streams")
+        with pytest.raises(UnsafePathError) as info:
+            repo.has_stream("s")
+        assert info.value.path == str(tmp_path / "repo" / "streams")
+        with pytest.raises(UnsafePathError) as info:
+            repo.has_stream("a/b")
+        assert info.value.path == str(tmp_path / "repo")
+
+
+class _ReadOnlyStatvfs:
+    f_flag = os.ST_RDONLY
+
+
+def test_read_only_filesystem_is_refused_for_writing(tmp_path, monkeypatch):
+    Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256).close()
+    writable = Repository.open(tmp_path / "repo", writable=True)
+    monkeypatch.setattr(os, "fstatvfs", lambda fd: _ReadOnlyStatvfs())
+    try:
+        with pytest.raises(RepositoryFormatError, match="mounted read-only"):
+            Repository.open(tmp_path / "repo", writable=True)
+        with pytest.raises(RepositoryFormatError, match="mounted read-only"):
+            with writable.exclusive():
+                pytest.fail("exclusive granted on a read-only filesystem")
+        with Repository.open(tmp_path / "repo") as repo:
+            assert repo.read_only
+    finally:
+        writable.close()
