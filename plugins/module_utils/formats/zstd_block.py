@@ -39,22 +39,30 @@ A sequence copies ``literal_length`` literals then ``match_length`` bytes from `
 Offset values 1-3 name the repeat offsets (shifted by one when ``literal_length`` is 0; the 4th
 choice is ``repeat1 - 1``); larger values are ``value - 3``. Repeat offsets start at 1, 4, 8 in each
 frame and, like the tables, carry over from block to block. Leftover literals end the block.
+
+The encoder side writes one kind of compressed block: Huffman-coded literals (direct weights, one
+stream up to 1 KiB, four above) and an empty sequences section; no matches.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import List, Optional, Tuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_entropy
 
-__all__ = ["FrameState", "decode_compressed_block"]
+__all__ = ["FrameState", "decode_compressed_block", "encode_literals_block"]
 
 # --- literals section --------------------------------------------------------------------------------
 LITERALS_RAW = 0
 LITERALS_RLE = 1
 LITERALS_COMPRESSED = 2
 LITERALS_TREELESS = 3
+# Encoder: one Huffman stream below this many literals (fits the 10-bit size fields), four above.
+SINGLE_STREAM_MAX_LITERALS = 1023
+# Literals section size fields by Size_Format for compressed literals: (header bytes, bits per size).
+COMPRESSED_SIZE_FORMATS = {0: (3, 10), 1: (3, 10), 2: (4, 14), 3: (5, 18)}
 
 # --- sequence codes: (baseline, extra bits) per code --------------------------------------------------
 LITERAL_LENGTH_BASELINES = tuple(range(16)) + (16, 18, 20, 22, 24, 28, 32, 40, 48, 64, 128, 256, 512, 1024, 2048,
@@ -325,3 +333,39 @@ def _execute_sequences(view, pos, end, count, literals, out, state, out_limit): 
     out += literals[lit_pos:]
     if len(out) > out_limit:
         raise FormatError("compressed block regenerates more than the block maximum", offset=pos)
+
+
+def encode_literals_block(data: bytes) -> Optional[bytes]:
+    """Compressed-block payload holding ``data`` as Huffman-coded literals and no sequences.
+
+    None when Huffman coding does not apply (fewer than two distinct bytes, a byte above 128) or
+    does not make the block smaller than ``data``.
+    """
+    counts = Counter(data)
+    if len(counts) < 2:
+        return None
+    lengths = zstd_entropy.huffman_code_lengths([counts.get(symbol, 0) for symbol in range(256)])
+    description = zstd_entropy.encode_huffman_description(lengths)
+    if description is None:
+        return None
+    table = zstd_entropy.huffman_codes(lengths)
+    text = data.decode("latin-1")
+    size = len(data)
+    if size <= SINGLE_STREAM_MAX_LITERALS:
+        size_format = 0
+        payload = description + zstd_entropy.encode_huffman_stream(text, table)
+    else:
+        segment = (size + 3) // 4
+        streams = [zstd_entropy.encode_huffman_stream(text[i:i + segment], table) for i in range(0, 4 * segment, segment)]
+        if max(len(stream) for stream in streams[:3]) > 0xFFFF:
+            return None
+        jump = b"".join(len(stream).to_bytes(2, "little") for stream in streams[:3])
+        payload = description + jump + b"".join(streams)
+        largest = max(size, len(payload))
+        size_format = 1 if largest < (1 << 10) else 2 if largest < (1 << 14) else 3
+    header_size, field_bits = COMPRESSED_SIZE_FORMATS[size_format]
+    if len(payload) >= (1 << field_bits):
+        return None
+    header = LITERALS_COMPRESSED | (size_format << 2) | (size << 4) | (len(payload) << (4 + field_bits))
+    block = header.to_bytes(header_size, "little") + payload + b"\x00"
+    return block if len(block) < size else None

@@ -14,12 +14,14 @@ Encoding writes valid but simple frames:
 | part | what is written |
 |---|---|
 | frame header | Frame_Content_Size always; Single_Segment when the content fits in 128 KiB, else a 128 KiB window |
-| blocks | a run of at least ``MIN_RUN_BYTES`` equal bytes becomes RLE blocks, everything else raw blocks; at most 128 KiB each |
+| blocks | runs of ``MIN_RUN_BYTES_HUFFMAN`` equal bytes (``MIN_RUN_BYTES`` at levels <= 0) become RLE blocks; the rest is cut into blocks of up to 128 KiB |
+| block kind | RLE if it is one repeated byte, else compressed (Huffman-coded literals, no sequences) when smaller, else raw |
 | empty input | one empty raw block (``28 b5 2f fd 20 00 01 00 00``) |
 | checksum | XXH64 low 32 bits, only when asked for (composefs-rs writes none) |
 
-Block layout and sizes are those of ``zstd_frame.py``; the compression level is accepted for the
-common signature and does not change the output.
+Block layout and sizes are those of ``zstd_frame.py``, the literals-only compressed block is in
+``zstd_block.py``. There is no match finding: text-like data shrinks by its byte statistics only.
+Levels <= 0 skip the Huffman attempt (raw and RLE blocks only); higher levels behave alike.
 """
 
 from __future__ import annotations
@@ -33,11 +35,17 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats import zst
 __all__ = ["MIN_RUN_BYTES", "decompress", "decompress_frames", "decode_frame", "compress"]
 
 # --- encoder ---------------------------------------------------------------------------------------
-# Shorter runs are not worth a block header of their own (3 bytes + 1, against a split raw block).
+# Shorter runs are not worth an RLE block of their own: 4 bytes plus a split of the data around
+# it, which for Huffman-coded data also means a second code table (tens of bytes).
 MIN_RUN_BYTES = 32
+MIN_RUN_BYTES_HUFFMAN = 512
+# Matches whole runs of MIN_RUN_BYTES or more: a greedy match consumes its run, so the search does
+# not restart inside it (a pattern demanding 512 repeats would rescan every shorter run per byte).
 _RUN = re.compile(rb"(.)\1{%d,}" % (MIN_RUN_BYTES - 1), re.DOTALL)
-# The window announced by multi-block frames: raw and RLE blocks never refer back, so one block.
+# The window announced by multi-block frames: the blocks never refer back, so one block.
 ENCODER_WINDOW_LOG = 17
+# Shorter raw stretches are not worth a Huffman table.
+MIN_HUFFMAN_BYTES = 64
 
 
 def _too_large(limit: int, total_limit: Optional[int], offset: int) -> FormatError:
@@ -104,11 +112,14 @@ def decompress(data, max_size: Optional[int] = None) -> bytes:
     return decompress_frames(view, zstd_frame.scan_frames(view), max_size)
 
 
-def _blocks(data: bytes):
-    """Yield (block type, payload, regenerated size) covering ``data``."""
+def _blocks(data: bytes, huffman: bool):
+    """Yield (block type, payload, regenerated size) covering ``data``: raw and RLE blocks."""
     pos = 0
+    min_run = MIN_RUN_BYTES_HUFFMAN if huffman else MIN_RUN_BYTES
     for run in _RUN.finditer(data):
         start, stop = run.span()
+        if stop - start < min_run:
+            continue
         for chunk in range(pos, start, zstd_frame.MAX_BLOCK_SIZE):
             piece = data[chunk:min(start, chunk + zstd_frame.MAX_BLOCK_SIZE)]
             yield zstd_frame.BLOCK_RAW, piece, len(piece)
@@ -121,13 +132,20 @@ def _blocks(data: bytes):
         yield zstd_frame.BLOCK_RAW, piece, len(piece)
 
 
-def compress(data, level: int = 3, checksum: bool = False) -> bytes:  # pylint: disable=unused-argument
-    """Encode ``data`` as one zstd frame of raw and RLE blocks (``level`` does not matter here)."""
+def compress(data, level: int = 3, checksum: bool = False) -> bytes:
+    """Encode ``data`` as one zstd frame of raw, RLE and Huffman-literal blocks."""
     data = bytes(data)
     parts = [zstd_frame.encode_frame_header(len(data), checksum, ENCODER_WINDOW_LOG)]
-    blocks = list(_blocks(data)) or [(zstd_frame.BLOCK_RAW, b"", 0)]
+    huffman = level > 0
+    blocks = list(_blocks(data, huffman)) or [(zstd_frame.BLOCK_RAW, b"", 0)]
     last = len(blocks) - 1
     for index, (block_type, payload, size) in enumerate(blocks):
+        if block_type == zstd_frame.BLOCK_RAW and size > 1 and not payload.strip(payload[:1]):
+            block_type, payload = zstd_frame.BLOCK_RLE, payload[:1]
+        elif huffman and block_type == zstd_frame.BLOCK_RAW and size >= MIN_HUFFMAN_BYTES:
+            packed = zstd_block.encode_literals_block(payload)
+            if packed is not None:
+                block_type, payload, size = zstd_frame.BLOCK_COMPRESSED, packed, len(packed)
         parts.append(zstd_frame.encode_block_header(index == last, block_type, size))
         parts.append(payload)
     if checksum:

@@ -242,6 +242,38 @@ def test_encoder_uses_rle_blocks_for_runs(zstd_tool):
     assert cli_decompress(zstd_tool, frame) == data
 
 
+def _skewed(seed, symbols, size):
+    rng = random.Random(seed)
+    alphabet = rng.sample(range(256), symbols)
+    weights = [rng.choice([1, 2, 5, 40, 300, rng.randint(1, 1000)]) for _dummy in alphabet]
+    return bytes(rng.choices(alphabet, weights=weights, k=size))
+
+
+# (distinct bytes, size): direct and FSE-compressed weights, one stream and four, every size format
+SKEWED = [(2, 64), (3, 1000), (16, 1023), (40, 1024), (100, 5000), (128, 16383), (129, 16384), (200, 70000), (256, 131072)]
+
+
+@pytest.mark.parametrize("symbols,size", SKEWED, ids=["%d-symbols-%d-bytes" % case for case in SKEWED])
+def test_encoder_huffman_literals_are_accepted_by_the_cli(zstd_tool, symbols, size):
+    for seed in range(5):
+        data = _skewed(seed, symbols, size)
+        frame = zstd_python.compress(data)
+        assert cli_decompress(zstd_tool, frame) == data
+        assert zstd_python.decompress(frame) == data
+
+
+def test_encoder_shrinks_text():
+    data = sample("text-100k")
+    assert len(zstd_python.compress(data)) < 0.7 * len(data)
+
+
+def test_encoder_levels_below_one_write_raw_blocks(zstd_tool):
+    data = sample("text-100k")
+    frame = zstd_python.compress(data, level=-5)
+    assert len(frame) > len(data)
+    assert cli_decompress(zstd_tool, frame) == data
+
+
 def test_encoder_checksum_is_the_clis(zstd_tool):
     data = sample("text-100k")
     assert zstd_python.compress(data, checksum=True)[-4:] == cli_compress(zstd_tool, data, "--check")[-4:]
