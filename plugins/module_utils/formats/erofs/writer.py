@@ -669,10 +669,11 @@ def _prepare_v2(nodes: List[_Inode], names: _XattrNames) -> Tuple[List[bytes], i
             _dir_chunks(node)
         elif node.chunks:
             node.tail = 4 if pairs and pairs[0][1] else 0  # one null chunk when the file has a digest
-        elif kind in (S_IFLNK, S_IFREG):
+        elif kind == S_IFLNK:
             node.tail = node.size
-            if node.tail >= _B:
-                raise FormatError("a V2 image keeps inline data in the inode: %d bytes is too long" % node.tail)
+        elif kind == S_IFREG:
+            # composefs-rs only inlines up to 64 bytes; longer files keep EROFS's rule (full blocks apart)
+            node.n_blocks, node.tail = divmod(node.size, _B)
     shared = sorted((pair for pair, count in counts.items() if count > 1), key=lambda pair: names.get(pair[0])[:2] + (pair[1],))
     table = []
     offsets = {}
@@ -687,7 +688,9 @@ def _prepare_v2(nodes: List[_Inode], names: _XattrNames) -> Tuple[List[bytes], i
 
 def _place_inodes_v2(nodes: List[_Inode]) -> int:
     """Extended inodes; a FlatInline tail that would end in another block than its inode's metadata
-    moves the inode past that block's end (composefs-rs ``pad_inline_tail_v2``)."""
+    moves the inode past that block's end (composefs-rs ``pad_inline_tail_v2``). Where even that
+    leaves the tail across a block boundary (composefs-rs then writes an image fsck.erofs rejects),
+    the tail goes to a data block instead."""
     pos = _INODES_START
     for node in nodes:
         _check_extended(node)
@@ -696,7 +699,12 @@ def _place_inodes_v2(nodes: List[_Inode]) -> int:
         if node.tail and not node.chunks:
             metadata_end = start + head - 1
             if metadata_end // _B != (metadata_end + 1 + node.tail) // _B:
-                start = (start + _B - metadata_end % _B + 31) & ~31
+                padded = (start + _B - metadata_end % _B + 31) & ~31
+                if (padded + head) // _B == (padded + head + node.tail - 1) // _B:
+                    start = padded
+                else:
+                    node.n_blocks += 1
+                    node.tail = 0
         node.pad = start - pos
         node.nid = start >> 5
         pos = start + head + node.tail
@@ -716,6 +724,8 @@ def _emit_inodes_v2(nodes: List[_Inode], inodes_end: int, out: List[bytes]) -> N
         elif node.chunks:
             layout = L.LAYOUT_CHUNK_BASED
             u = L.CHUNK_FORMAT_BLKBITS_MASK
+        elif kind in (S_IFREG, S_IFLNK):
+            u = node.blkaddr
         elif kind in (S_IFCHR, S_IFBLK):
             u = node.rdev
         if node.pad:
@@ -733,7 +743,7 @@ def _emit_inodes_v2(nodes: List[_Inode], inodes_end: int, out: List[bytes]) -> N
             elif node.chunks:
                 out.append(L.NULL_CHUNK)
             else:
-                out.append(node.data)
+                out.append(node.data[len(node.data) - node.tail:])
 
 
 def _write_v2(root: Directory, algorithm) -> bytes:
