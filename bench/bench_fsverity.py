@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 """Benchmark: fs-verity digest of a large file, ours (formats/fsverity.digest_path) against ``fsverity digest``.
 
-Run: ``.venv/bin/python bench/bench_fsverity.py [--size-mib 1024] [--runs 3] [--seed 1] [--variants]``
+Run: ``.venv/bin/python bench/bench_fsverity.py [--size-mib 1024] [--runs 5] [--seed 1] [--variants]``
 
 Writes a random file of ``--size-mib`` MiB in a temporary directory (removed afterwards), reads it
 once to warm the page cache, then for sha256 and sha512 times Debian's
 ``fsverity digest --hash-alg=... --block-size=4096 FILE`` and our ``digest_path`` (computing, not
-asking the kernel), best of ``--runs`` each, checks the digests are equal and prints the
+asking the kernel), best of ``--runs`` interleaved runs each, checks the digests are equal and prints the
 throughputs and the ratio ours / tool. Targets: >= 1.3x for sha256, >= 2x for sha512.
 ``--variants`` also times one worker and the thread backend, for comparison.
 """
@@ -48,16 +48,20 @@ def warm_page_cache(path):
             pass
 
 
-def best_of(runs, func):
-    """(best wall time in seconds, last result) of ``runs`` calls of ``func``."""
-    best = None
-    result = None
+def best_of(runs, funcs):
+    """[(best wall time in seconds, last result)] for each of ``funcs``, called in turn ``runs`` times.
+
+    The calls are interleaved so that a burst of load from other processes hits all of them alike.
+    """
+    best = [None] * len(funcs)
+    results = [None] * len(funcs)
     for dummy in range(runs):
-        start = time.perf_counter()
-        result = func()
-        elapsed = time.perf_counter() - start
-        best = elapsed if best is None else min(best, elapsed)
-    return best, result
+        for index, func in enumerate(funcs):
+            start = time.perf_counter()
+            results[index] = func()
+            elapsed = time.perf_counter() - start
+            best[index] = elapsed if best[index] is None else min(best[index], elapsed)
+    return list(zip(best, results))
 
 
 def tool_digest(tool, path, algorithm):
@@ -92,7 +96,7 @@ def rate(size, seconds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the test file in MiB (default 1024)")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement, best kept (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement, best kept (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random file content (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="digest_path threads (default: automatic)")
     parser.add_argument("--variants", action="store_true", help="also time one worker and the thread backend")
@@ -108,8 +112,8 @@ def main(argv=None):
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:
         cpus = os.cpu_count()
-    print("file: %d MiB random, page cache warm; %s CPUs; best of %d runs; python %s"
-          % (args.size_mib, cpus, args.runs, sys.version.split()[0]))
+    print("file: %d MiB random, page cache warm; %s CPUs; best of %d interleaved runs; python %s; load average %.2f"
+          % (args.size_mib, cpus, args.runs, sys.version.split()[0], os.getloadavg()[0]))
     failed = False
     workdir = tempfile.mkdtemp(prefix="bench-fsverity-", dir=args.tmpdir)
     try:
@@ -117,26 +121,30 @@ def main(argv=None):
         write_random_file(path, size, args.seed)
         warm_page_cache(path)
         for algorithm in (fsverity.SHA256, fsverity.SHA512):
-            tool_time, expected = best_of(args.runs, lambda: tool_digest(tool, path, algorithm))  # pylint: disable=cell-var-from-loop
-            ours_time, ours = best_of(args.runs, lambda: ours_digest(path, algorithm, args.threads))  # pylint: disable=cell-var-from-loop
+            funcs = [
+                lambda: tool_digest(tool, path, algorithm),  # pylint: disable=cell-var-from-loop
+                lambda: ours_digest(path, algorithm, args.threads),  # pylint: disable=cell-var-from-loop
+            ]
+            labels = ["one worker", "thread backend"] if args.variants else []
+            if args.variants:
+                funcs.append(lambda: ours_digest(path, algorithm, 1))  # pylint: disable=cell-var-from-loop
+                funcs.append(lambda: ours_with_thread_backend(path, algorithm))  # pylint: disable=cell-var-from-loop
+            timings = best_of(args.runs, funcs)
+            tool_time, expected = timings[0]
+            ours_time, ours = timings[1]
             ratio = tool_time / ours_time
             equal = ours == expected
             failed = failed or not equal
             print("%s: fsverity %s  ours %s  ratio %.2fx (target >= %.1fx: %s)  digests %s"
                   % (algorithm.name, rate(size, tool_time), rate(size, ours_time), ratio, TARGETS[algorithm.name],
                      "met" if ratio >= TARGETS[algorithm.name] else "MISSED", "equal" if equal else "DIFFER"))
-            if args.variants:
-                variants = [
-                    ("one worker", lambda: ours_digest(path, algorithm, 1)),  # pylint: disable=cell-var-from-loop
-                    ("thread backend", lambda: ours_with_thread_backend(path, algorithm)),  # pylint: disable=cell-var-from-loop
-                ]
-                for label, func in variants:
-                    seconds, digest = best_of(args.runs, func)
-                    failed = failed or digest != expected
-                    print("  %s, %s: %s  ratio %.2fx  digests %s" % (algorithm.name, label, rate(size, seconds), tool_time / seconds,
-                                                                     "equal" if digest == expected else "DIFFER"))
+            for label, (seconds, digest) in zip(labels, timings[2:]):
+                failed = failed or digest != expected
+                print("  %s, %s: %s  ratio %.2fx  digests %s" % (algorithm.name, label, rate(size, seconds), tool_time / seconds,
+                                                                 "equal" if digest == expected else "DIFFER"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    print("load average at the end %.2f (other processes competing for the CPUs lower both figures)" % os.getloadavg()[0])
     return 1 if failed else 0
 
 

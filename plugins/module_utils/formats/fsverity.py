@@ -53,6 +53,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import signal
 import stat
@@ -110,7 +111,7 @@ _NO_VERITY_SUPPORT = frozenset((errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL))
 _READ_SIZE = 1 << 20
 # digest_path with threads=None hashes in parallel only from this size on, giving each worker at
 # least this much: below it, starting a worker costs more than it saves.
-_PARALLEL_MIN_BYTES = 16 << 20
+_PARALLEL_MIN_BYTES = 8 << 20
 _MAX_AUTO_WORKERS = 8
 
 
@@ -340,15 +341,15 @@ def digest_path(path, algorithm: HashAlgorithm = SHA256, threads: int | None = N
 
     With ``use_kernel`` the kernel's measurement is returned when the file has fs-verity enabled
     with ``algorithm``; otherwise the digest is computed. ``threads`` is the number of CPU
-    workers: None gives one per available CPU and per 16 MiB of file, at most 8; an explicit
+    workers: None gives one per available CPU and per 8 MiB of file, at most 8; an explicit
     number is used as given (capped by the number of level-1 tree blocks).
 
     Parallel workers hash disjoint ranges of data blocks, each range a whole number of level-1
-    tree blocks, so their level-1 hashes concatenate into the file's level 1. The extra workers
-    are forked child processes when this process has a single thread: hashlib releases the GIL
-    while it hashes a 4 KiB block, but the GIL is taken back for every block, and on 2-CPU VMs
-    two threads then run sha256 no faster than one (bench/bench_fsverity.py). A process with
-    other threads alive cannot fork safely, so it uses threads instead.
+    tree blocks, so their level-1 hashes concatenate into the file's level 1. When this process
+    has a single thread the workers are forked child processes: hashlib releases the GIL while
+    it hashes a 4 KiB block but must take it back for every block, and on 2-CPU VMs two threads
+    then run sha256 no faster than one (bench/bench_fsverity.py --variants). A process with
+    other threads alive cannot fork safely; it runs the workers as threads instead.
     """
     hashing = _hashing(algorithm)
     if threads is not None and threads < 1:
@@ -462,33 +463,65 @@ def _fork_is_safe() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def _hash_ranges_forked(fd: int, hashing: _Hashing, ranges) -> bytes:
-    """Hash ``ranges[0]`` here and each other range in a forked child writing its level-1 hashes to a pipe."""
-    children = []  # (pid, read end of its pipe)
+def _hash_range_mapped(fd: int, hashing: _Hashing, start: int, end: int) -> bytes:
+    """``_hash_range`` reading through a read-only mapping, which saves copying the data.
+
+    Only for worker processes: touching a mapped page past the end of a file that shrank
+    raises SIGBUS, which kills the process. Falls back to ``_hash_range`` when the file cannot
+    be mapped.
+    """
+    length = end - start
     try:
-        for start, end in ranges[1:]:
+        mapped = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=start)
+    except (OSError, ValueError):
+        return _hash_range(fd, hashing, start, end)
+    view = memoryview(mapped)
+    try:
+        level1 = []
+        for offset in range(0, length, _READ_SIZE):
+            stop = min(offset + _READ_SIZE, length)
+            whole = stop - (stop - offset) % BLOCK_SIZE
+            level0 = _hash_blocks(hashing, view, offset, whole)
+            if whole < stop:  # the file's last block, zero-padded
+                level0 += hashing.new(view[whole:stop].tobytes() + _ZERO_BLOCK[stop - whole:]).digest()
+            level1.append(_next_level(hashing, level0))
+        return b"".join(level1)
+    finally:
+        view.release()
+        mapped.close()
+
+
+def _hash_ranges_forked(fd: int, hashing: _Hashing, ranges) -> bytes:
+    """Hash each range in a forked child process that writes its level-1 hashes to a pipe.
+
+    The children read through mmap (faster than copying); this process only collects, so a
+    file that shrinks under a mapping kills a child (reported as ComposefsError), never the caller.
+    """
+    digest_size = BLOCK_SIZE // hashing.hashes_per_block
+    children = []  # (pid or None once reaped, read end of its pipe)
+    try:
+        for start, end in ranges:
             read_end, write_end = os.pipe()
             pid = os.fork()
-            if pid == 0:  # child: never returns into the caller's code
+            if pid == 0:  # child: must never return into the caller's code
                 status = 1
                 try:
                     os.close(read_end)
-                    _write_all(write_end, _hash_range(fd, hashing, start, end))
+                    _write_all(write_end, _hash_range_mapped(fd, hashing, start, end))
                     status = 0
                 finally:
                     os._exit(status)  # pylint: disable=protected-access
             os.close(write_end)
             children.append((pid, read_end))
-        parts = [_hash_range(fd, hashing, ranges[0][0], ranges[0][1])]
-        for pid, read_end in children:
-            parts.append(_read_all(read_end))
+        parts = []
         for index, (pid, read_end) in enumerate(children):
+            parts.append(_read_all(read_end))
             status = os.waitpid(pid, 0)[1]
             children[index] = (None, read_end)
-            start, end = ranges[index + 1]
-            expected = -(-(end - start) // (BLOCK_SIZE * hashing.hashes_per_block)) * (BLOCK_SIZE // hashing.hashes_per_block)
-            if status != 0 or len(parts[index + 1]) != expected:
-                raise ComposefsError("fs-verity worker process for bytes %d-%d failed (wait status %d)" % (start, end, status))
+            start, end = ranges[index]
+            if status != 0 or len(parts[-1]) != -(-(end - start) // (BLOCK_SIZE * hashing.hashes_per_block)) * digest_size:
+                raise ComposefsError("fs-verity worker process for bytes %d-%d failed (%s); was the file changed while "
+                                     "its digest was computed?" % (start, end, _describe_wait_status(status)))
         return b"".join(parts)
     finally:
         for pid, read_end in children:
@@ -499,6 +532,14 @@ def _hash_ranges_forked(fd: int, hashing: _Hashing, ranges) -> bytes:
                     os.waitpid(pid, 0)
                 except OSError:
                     pass
+
+
+def _describe_wait_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return "killed by signal %d" % os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return "exit status %d" % os.WEXITSTATUS(status)
+    return "wait status %d" % status
 
 
 def _write_all(fd: int, data: bytes) -> None:

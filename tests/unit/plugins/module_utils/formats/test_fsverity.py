@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import random
+import signal
 import threading
 
 import pytest
@@ -279,6 +280,32 @@ def test_agrees_with_fsverity_tool(random_files, size, entry, algorithm):
 def test_digest_path_parallel_backends_agree_with_fsverity_tool(random_files, parallel_backend, size, algorithm):
     path, expected = random_files[size]
     assert fsverity.digest_path(path, algorithm, threads=2) == expected[algorithm], parallel_backend
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
+def test_forked_workers_fall_back_to_reads_when_mmap_fails(random_files, monkeypatch, algorithm):
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(fsverity, "_fork_is_safe", lambda: True)
+    monkeypatch.setattr(fsverity.mmap, "mmap", refuse)
+    path, expected = random_files[MIB + 3 * 4096 + 17]
+    assert fsverity.digest_path(path, algorithm, threads=2, use_kernel=False) == expected[algorithm]
+
+
+@pytest.mark.parametrize("how", ["killed", "exception"])
+def test_failed_forked_worker_is_an_error_of_the_file(random_files, monkeypatch, how):
+    def fail(*args):
+        if how == "killed":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(fsverity, "_fork_is_safe", lambda: True)
+    monkeypatch.setattr(fsverity, "_hash_range_mapped", fail)
+    path = random_files[MIB + 3 * 4096 + 17][0]
+    with pytest.raises(ComposefsError, match="worker process") as info:
+        fsverity.digest_path(path, threads=2, use_kernel=False)
+    assert info.value.path == str(path)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
