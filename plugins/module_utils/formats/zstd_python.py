@@ -53,7 +53,7 @@ def _too_large(limit: int, total_limit: Optional[int], offset: int) -> FormatErr
                        offset=offset)
 
 
-def decode_frame(view, span: zstd_frame.FrameSpan, limit: Optional[int] = None, total_limit: Optional[int] = None) -> bytes:
+def decode_frame(view, span: zstd_frame.FrameSpan, limit: Optional[int] = None, total_limit: Optional[int] = None) -> bytearray:
     """Decode one zstd frame whose framing ``scan_frames`` has checked; ``limit`` bounds its output."""
     header = span.header
     pos = span.start + header.header_size
@@ -89,7 +89,7 @@ def decode_frame(view, span: zstd_frame.FrameSpan, limit: Optional[int] = None, 
         actual = zstd_frame.xxh64(out) & 0xFFFFFFFF
         if stored != actual:
             raise FormatError("content checksum mismatch: frame says %08x, content hashes to %08x" % (stored, actual), offset=pos)
-    return bytes(out)
+    return out
 
 
 def decompress_frames(view, spans: List[zstd_frame.FrameSpan], max_size: Optional[int] = None) -> bytes:
@@ -103,6 +103,7 @@ def decompress_frames(view, spans: List[zstd_frame.FrameSpan], max_size: Optiona
         piece = decode_frame(view, span, limit, max_size)
         total += len(piece)
         pieces.append(piece)
+    # One copy, bytearray pieces to bytes.
     return b"".join(pieces)
 
 
