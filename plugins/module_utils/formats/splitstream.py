@@ -121,8 +121,9 @@ HEADER_SIZE = 32
 _HEADER = struct.Struct("<11sBHBBQQ")
 # info.start, info.end, flags, magic, version, algorithm, lg_blocksize (bootc <= 1.15)
 _OLD_HEADER = struct.Struct("<QQH11sBBB")
-_INFO_RANGE_OFFSET = 16  # where the info range sits in the current header layout
 _OLD_MAGIC_OFFSET = 18
+# byte offsets of header fields, for error messages: (current layout, old layout)
+_FIELD_OFFSETS = {"version": (11, 29), "algorithm": (14, 30), "lg_blocksize": (15, 31), "info": (16, 0)}
 
 # --- info ---------------------------------------------------------------------------------------
 INFO_SIZE = 80
@@ -251,11 +252,14 @@ def _digests(view, file_range: FileRange, algorithm: fsverity.HashAlgorithm, wha
     return tuple(raw[i:i + size] for i in range(0, len(raw), size))
 
 
-def _inflate(data, what: str, section_start: int, max_size: int | None) -> bytes:
+def _inflate(data, what: str, section_start: int | None, max_size: int | None) -> bytes:
+    """Inflate a section; errors carry the file offset when ``section_start`` is known."""
     try:
         return zstd.decompress(data, max_size)
     except FormatError as err:
         inner = err.offset if err.offset is not None else 0
+        if section_start is None:
+            raise FormatError("%s section, offset 0x%x into the section: %s" % (what, inner, err.message)) from None
         raise FormatError("%s section: %s" % (what, err.message), offset=section_start + inner) from None
 
 
@@ -298,22 +302,24 @@ def parse_splitstream(buf, algorithm: fsverity.HashAlgorithm | None = None) -> S
     """
     view = memoryview(buf).cast("B")
     header = parse_header(view)
-    header_base = _OLD_MAGIC_OFFSET if header.legacy else 0
+    layout = 1 if header.legacy else 0
     if header.version != VERSION:
         raise FormatError("splitstream version %d is not supported (expected %d)" % (header.version, VERSION),
-                          offset=header_base + len(MAGIC))
+                          offset=_FIELD_OFFSETS["version"][layout])
     if header.lg_block_size != LG_BLOCK_SIZE:
         raise FormatError("fs-verity lg_blocksize %d is not supported (expected %d)" % (header.lg_block_size, LG_BLOCK_SIZE),
-                          offset=header_base + len(MAGIC) + 4)
+                          offset=_FIELD_OFFSETS["lg_blocksize"][layout])
     try:
         found = fsverity.algorithm_by_kernel_id(header.algorithm_id)
     except FormatError:
         found = None
-    if found is None or (algorithm is not None and found != algorithm):
-        raise FormatError("splitstream fs-verity algorithm id %d does not match the repository's %s"
-                          % (header.algorithm_id, algorithm.name if algorithm else "sha256 (1) or sha512 (2)"),
-                          offset=header_base + len(MAGIC) + 3)
-    info_field = 0 if header.legacy else _INFO_RANGE_OFFSET
+    if found is None:
+        raise FormatError("unknown fs-verity algorithm id %d (expected 1 = sha256 or 2 = sha512)" % header.algorithm_id,
+                          offset=_FIELD_OFFSETS["algorithm"][layout])
+    if algorithm is not None and found != algorithm:
+        raise FormatError("splitstream uses fs-verity algorithm %s but the repository uses %s" % (found.name, algorithm.name),
+                          offset=_FIELD_OFFSETS["algorithm"][layout])
+    info_field = _FIELD_OFFSETS["info"][layout]
     info_bytes = _section(view, header.info, "info", info_field)
     if len(info_bytes) < INFO_SIZE:
         raise FormatError("info section is %d bytes, expected at least %d" % (len(info_bytes), INFO_SIZE), offset=info_field)
@@ -339,7 +345,7 @@ def iter_chunks(stream: SplitStream, max_size: int | None = None) -> Iterator:
     The section is inflated first (at most ``max_size`` bytes when given). FormatError for a chunk
     running past the end, an index outside ``object_refs``, or bad zstd data.
     """
-    body = _inflate(stream.stream_data, "stream", 0, max_size)
+    body = _inflate(stream.stream_data, "stream", None, max_size)
     view = memoryview(body)
     position, end, count = 0, len(body), len(stream.object_refs)
     while position < end:

@@ -20,12 +20,10 @@ Tree::
 Link texts are exact (section 5.1, ``paths.py``) and checked before anything follows them.
 
 Opening: ``open(O_RDONLY|O_DIRECTORY)`` of the directory, ``flock(LOCK_SH)`` on that descriptor
-(blocking, or polling up to ``timeout``), then meta.json: version, features and algorithm are
-checked; fs-verity on meta.json makes the repository *secure* (every object must carry verity).
-Unknown read-only-compatible features make it read-only. A repository without meta.json but with
-``objects/`` predates meta.json: its algorithm is inferred from object name lengths and it opens
-read-only unless ``upgrade=True`` writes a meta.json (EROFS default V1, as composefs-rs 0.9.0
-``open_upgrade`` does; verity on meta.json iff the probed object has it).
+(blocking, or polling up to ``timeout``), then the meta.json checks of ``access.py``: version,
+features, algorithm; fs-verity on meta.json makes the repository *secure* (every object must carry
+verity); unknown read-only-compatible features, ``writable=False`` or a repository older than
+meta.json (unless ``upgrade=True``) make it read-only. Errors of every method name absolute paths.
 
 Locking (``lock.py``): the shared lock is held until ``close()``; :meth:`Repository.exclusive`
 converts it to ``LOCK_EX`` on the same descriptor and back (garbage collection). Keep one handle
@@ -57,7 +55,14 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     RepositoryLockedError,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity, splitstream
-from ansible_collections.bootc.composefs.plugins.module_utils.repository import lock, meta as meta_json, objects, paths, refs
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import (
+    access,
+    lock,
+    meta as meta_json,
+    objects,
+    paths,
+    refs,
+)
 
 __all__ = ["Repository"]
 
@@ -80,23 +85,6 @@ def _located(method):
             _locate(err, self.path)
             raise
     return wrapper
-
-
-def _check_writable_filesystem(fd: int, path: str) -> None:
-    if os.fstatvfs(fd).f_flag & os.ST_RDONLY:
-        raise RepositoryFormatError("the filesystem holding the repository is mounted read-only; remount it read-write "
-                                    "before writing", path=path)
-
-
-def _check_legacy_algorithm(dir_fd: int, path: str, algorithm) -> None:
-    """Refuse to write meta.json over objects/ holding objects of another algorithm."""
-    try:
-        inferred = objects.infer_algorithm(dir_fd, path)[0]
-    except RepositoryFormatError:
-        return  # no objects yet
-    if inferred != algorithm:
-        raise RepositoryFormatError("directory already holds %s objects; initialize it with that algorithm or use an "
-                                    "empty directory" % inferred.name, path=path)
 
 
 class Repository:
@@ -129,7 +117,8 @@ class Repository:
             raise RepositoryFormatError("no repository directory here; initialize one first", path=path) from None
         try:
             lock.lock_shared(fd, timeout, where=path)
-            repo = cls._load(fd, path, writable, algorithm, upgrade)
+            state = access.load_state(fd, path, writable, algorithm, upgrade)
+            repo = cls(fd, path, state.meta, state.secure, state.read_only, state.legacy, state.read_only_reason)
         except BaseException:
             os.close(fd)
             raise
@@ -139,46 +128,6 @@ class Repository:
         return repo
 
     @classmethod
-    def _load(cls, fd: int, path: str, writable: bool, algorithm, upgrade: bool) -> "Repository":
-        meta_where = os.path.join(path, paths.META_JSON)
-        loaded = meta_json.load_meta(fd, meta_where)
-        if loaded is None:
-            if paths.lstat_at(fd, paths.OBJECTS) is None:
-                raise RepositoryFormatError("repository is not initialized (no meta.json); initialize it first", path=path)
-            inferred, has_verity = objects.infer_algorithm(fd, path)
-            if algorithm is not None and algorithm != inferred:
-                raise RepositoryFormatError("repository without meta.json holds %s objects, not the requested %s; open it "
-                                            "without an algorithm" % (inferred.name, algorithm.name), path=path)
-            if not upgrade:
-                if writable:
-                    raise RepositoryFormatError("repository predates meta.json; open it with upgrade=True to write one "
-                                                "before writing, or open it read-only", path=path)
-                legacy_meta = meta_json.RepoMeta(version=meta_json.REPO_FORMAT_VERSION, algorithm=inferred,
-                                                 erofs_formats_present=False)
-                return cls(fd, path, legacy_meta, has_verity, True, legacy=True,
-                           read_only_reason="the repository has no meta.json (open with upgrade=True to write one)")
-            meta_json.write_meta(fd, meta_json.new_meta(inferred), has_verity, meta_where)
-            loaded = meta_json.load_meta(fd, meta_where)
-            if loaded is None:
-                raise RepositoryFormatError("meta.json vanished right after the upgrade wrote it", path=path)
-        meta, secure = loaded
-        try:
-            unknown = meta_json.check_meta(meta, algorithm)
-        except ComposefsError as err:
-            err.with_path(meta_where)
-            raise
-        reason = ""
-        if unknown:
-            reason = "meta.json lists read-only-compatible feature(s) %s unknown to this collection" % ", ".join(unknown)
-            if writable:
-                raise RepositoryFormatError("cannot open for writing: %s; update bootc.composefs" % reason, path=meta_where)
-        elif not writable:
-            reason = "opened read-only (writable=False)"
-        if writable:
-            _check_writable_filesystem(fd, path)
-        return cls(fd, path, meta, secure, not writable, read_only_reason=reason)
-
-    @classmethod
     def init(cls, path, algorithm: fsverity.HashAlgorithm = fsverity.SHA512, erofs_default: int = 1,
              insecure: bool = True, erofs_extra=(), timeout: float | None = None) -> "Repository":
         """Create (or idempotently re-initialize) a repository; return it opened writable.
@@ -186,33 +135,7 @@ class Repository:
         An existing meta.json must describe the same configuration (RepositoryFormatError otherwise).
         """
         path = os.fspath(path)
-        new = meta_json.new_meta(algorithm, erofs_default, erofs_extra)
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as err:
-            raise ComposefsError("cannot create the repository directory: %s" % err.strerror, path=path) from None
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        where = os.path.join(path, paths.META_JSON)
-        try:
-            loaded = meta_json.load_meta(fd, where)
-            if loaded is None:
-                if paths.lstat_at(fd, paths.OBJECTS) is not None:
-                    _check_legacy_algorithm(fd, path, algorithm)
-                meta_json.write_meta(fd, new, not insecure, where)
-                loaded = meta_json.load_meta(fd, where)
-            if loaded is None:
-                raise RepositoryFormatError("meta.json vanished right after init wrote it", path=where)
-            current = loaded[0]
-        finally:
-            os.close(fd)
-        if current != new:
-            raise RepositoryFormatError(
-                "already initialized with a different configuration (%s, EROFS default %d, extra %s); requested %s, "
-                "EROFS default %d, extra %s: open it as it is or use another directory"
-                % (meta_json.algorithm_text(current.algorithm), current.erofs_default, list(current.erofs_extra),
-                   meta_json.algorithm_text(new.algorithm), new.erofs_default, list(new.erofs_extra)), path=where)
+        access.init_directory(path, meta_json.new_meta(algorithm, erofs_default, erofs_extra), insecure)
         return cls.open(path, writable=True, algorithm=algorithm, timeout=timeout)
 
     @property
@@ -279,7 +202,7 @@ class Repository:
             raise RepositoryLockedError("this process has %d other handle(s) on the repository open; close them before "
                                         "taking the exclusive lock (flock would wait for them forever)" % others,
                                         path=self.path)
-        _check_writable_filesystem(self._fd, self.path)
+        access.check_writable_filesystem(self._fd, self.path)
         lock.convert_to_exclusive(self._fd, timeout, where=self.path)
         self._exclusive_depth = 1
         try:

@@ -315,3 +315,17 @@ def test_random_bit_flips_raise_format_error_only():
             _parse_all(bytes(mutated))
         except FormatError:
             pass
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["current", "old"])
+@pytest.mark.parametrize("field,offsets,value", [
+    ("version", (11, 29), 1),
+    ("algorithm", (14, 30), 7),
+    ("lg_blocksize", (15, 31), 16),
+], ids=["version", "algorithm", "lg-blocksize"])
+def test_header_errors_point_at_the_field(zstd_tool, legacy, field, offsets, value):
+    data = rb.splitstream_bytes(zstd_tool, "sha256", 0, 0, [], [], b"", b"", legacy=legacy)
+    offset = offsets[1] if legacy else offsets[0]
+    with pytest.raises(FormatError, match=field.split("_")[0]) as info:
+        ss.parse_splitstream(_patch(data, offset, bytes([value])))
+    assert info.value.offset == offset

@@ -227,19 +227,6 @@ def test_infer_algorithm(tmp_path, fsverity_tool):
         os.close(fd)
 
 
-def test_sync_filesystem_and_fallback(tmp_path, monkeypatch):
-    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        staging.sync_filesystem(fd)
-        calls = []
-        monkeypatch.setattr(staging, "_libc_function", lambda name: None)
-        monkeypatch.setattr(staging.os, "sync", lambda: calls.append(True))
-        staging.sync_filesystem(fd)
-        assert calls == [True]
-    finally:
-        os.close(fd)
-
-
 # --- secure repositories, on a simulated fs-verity filesystem -------------------------------------
 
 @pytest.fixture(name="verity")
