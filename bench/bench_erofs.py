@@ -36,7 +36,7 @@ EXTENSIONS = [".so", ".py", ".pyc", ".txt", ".gz", ".h", ".conf", ".mo", ".png",
 def _name(rng, kind):
     if kind == "dir":
         return "%s%s" % (rng.choice(WORDS), rng.choice(["", "-%d" % rng.randrange(100), ".d"]))
-    stem = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_-0123456789") for _ in range(rng.randrange(3, 18)))
+    stem = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_-0123456789") for _index in range(rng.randrange(3, 18)))
     return stem + rng.choice(EXTENSIONS)
 
 
@@ -95,7 +95,7 @@ def generate_dumpfile(entries, seed):
             size = int(rng.lognormvariate(9, 2.5)) + 1
             lines.append("%s %d 100644 1 0 0 0 %s %s/%s - %s%s" % (path, size, mtime, digest[:2], digest[2:], digest, xattrs))
         elif pick < 0.88:
-            content = bytes(rng.randrange(32, 127) for _ in range(rng.randrange(1, 64)))
+            content = bytes(rng.randrange(32, 127) for _index in range(rng.randrange(1, 64)))
             lines.append("%s %d 100644 1 0 0 0 %s - %s -%s" % (path, len(content), mtime, _escape(content), xattrs))
         elif pick < 0.97:
             target = "../" * rng.randrange(3) + rng.choice(WORDS) + "/" + _name(rng, "file")
@@ -121,7 +121,7 @@ def generate_dumpfile(entries, seed):
 def _best(function, runs):
     best = None
     result = None
-    for _ in range(runs):
+    for _index in range(runs):
         start = time.perf_counter()
         result = function()
         elapsed = time.perf_counter() - start
@@ -155,7 +155,7 @@ def main(argv=None):
         oracle_seconds, oracle_image = _best(oracle, args.runs)
         ours_seconds, ours_image = _best(ours, args.runs)
         parse_seconds, tree = _best(lambda: dumpfile.parse_dumpfile(text), args.runs)
-        write_seconds, _ = _best(lambda: writer.write_image(tree, version=1), args.runs)
+        write_seconds, _image = _best(lambda: writer.write_image(tree, version=1), args.runs)
 
     identical = ours_image == oracle_image
     print("entries: %d, dumpfile: %d bytes, image: %d bytes" % (text.count(b"\n"), len(text), len(oracle_image)))

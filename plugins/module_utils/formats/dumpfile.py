@@ -225,7 +225,7 @@ class _Parser:
     def parent_of(self, path: bytes) -> Tuple[Directory, bytes]:
         if path in self.nodes:
             raise ValueError("duplicate path %r" % (path,))
-        parent_path, _, name = path.rpartition(b"/")
+        parent_path, _slash, name = path.rpartition(b"/")
         parent = self.directories.get(parent_path or b"/")
         if parent is None:
             if self.root is None:

@@ -345,20 +345,20 @@ def parse_inode_header(buf, offset: int, build_time: int = 0, build_time_nsec: i
     layout = (i_format >> 1) & 0x7
     if i_format & INODE_LAYOUT_EXTENDED:
         _need(buf, offset, EXTENDED_INODE_SIZE, "extended inode header")
-        (_, icount, mode, _, size, u, ino, uid, gid, mtime, nsec, nlink) = EXTENDED_INODE.unpack_from(buf, offset)
+        (_format, icount, mode, _reserved, size, u, ino, uid, gid, mtime, nsec, nlink) = EXTENDED_INODE.unpack_from(buf, offset)
         return InodeHeader(True, layout, icount, mode, nlink, size, u, ino, uid, gid, _signed64(mtime), nsec)
-    (_, icount, mode, nlink, size, _, u, ino, uid, gid) = COMPACT_INODE.unpack_from(buf, offset)
+    (_format, icount, mode, nlink, size, _mtime, u, ino, uid, gid) = COMPACT_INODE.unpack_from(buf, offset)
     return InodeHeader(False, layout, icount, mode, nlink, size, u, ino, uid, gid, _signed64(build_time), build_time_nsec)
 
 
 def encode_inode_header(inode: InodeHeader) -> bytes:
     """Inverse of ``parse_inode_header`` (a compact inode's mtime is not stored)."""
     if inode.extended:
-        return EXTENDED_INODE.pack(inode.data_layout << 1 | INODE_LAYOUT_EXTENDED, inode.xattr_icount, inode.mode, 0,
-                              inode.size, inode.u, inode.ino, inode.uid, inode.gid, inode.mtime & 0xFFFFFFFFFFFFFFFF,
-                              inode.mtime_nsec, inode.nlink)
-    return COMPACT_INODE.pack(inode.data_layout << 1, inode.xattr_icount, inode.mode, inode.nlink, inode.size, 0,
-                         inode.u, inode.ino, inode.uid, inode.gid)
+        return EXTENDED_INODE.pack(
+            inode.data_layout << 1 | INODE_LAYOUT_EXTENDED, inode.xattr_icount, inode.mode, 0, inode.size, inode.u,
+            inode.ino, inode.uid, inode.gid, inode.mtime & 0xFFFFFFFFFFFFFFFF, inode.mtime_nsec, inode.nlink)
+    return COMPACT_INODE.pack(
+        inode.data_layout << 1, inode.xattr_icount, inode.mode, inode.nlink, inode.size, 0, inode.u, inode.ino, inode.uid, inode.gid)
 
 
 def chunk_bits(size: int) -> int:
@@ -502,4 +502,4 @@ def encode_dirents(entries: List[Tuple[bytes, int, int]]) -> bytes:
     for name, nid, file_type in entries:
         heads.append(DIRENT.pack(nid, nameoff, file_type))
         nameoff += len(name)
-    return b"".join(heads) + b"".join(name for name, _, _ in entries)
+    return b"".join(heads) + b"".join(entry[0] for entry in entries)

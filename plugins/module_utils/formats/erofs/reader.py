@@ -150,7 +150,7 @@ class ErofsImage:
         for shared_id in ids:
             if base + 4 * shared_id + L.XATTR_ENTRY_HEADER_SIZE > len(buf):
                 raise FormatError("inode %d: shared xattr %d lies outside the image" % (inode.nid, shared_id), inode.offset)
-            entry, _ = L.parse_xattr_entry(buf, base + 4 * shared_id, len(buf))
+            entry = L.parse_xattr_entry(buf, base + 4 * shared_id, len(buf))[0]
             entries.append((entry, True))
         return entries
 

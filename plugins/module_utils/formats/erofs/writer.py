@@ -130,7 +130,7 @@ _WHITEOUT_DIR_PAIRS = [(L.XATTR_ESCAPED_WHITEOUTS, b""), (L.XATTR_USER_WHITEOUTS
 
 
 def _is_whiteout(leaf) -> bool:
-    return type(leaf) is Device and leaf.rdev == 0 and leaf.stat.mode & L.S_IFMT == S_IFCHR
+    return isinstance(leaf, Device) and leaf.rdev == 0 and leaf.stat.mode & L.S_IFMT == S_IFCHR
 
 
 def _leaf_inode(leaf, algorithm, escape_whiteout: bool) -> _Inode:
@@ -226,7 +226,7 @@ class _Collector:
 
     def entries(self, index: int, extra=None) -> List[Tuple[bytes, _Inode]]:
         """Create (or find) the inodes of directory ``index``'s entries; returns its sorted entries."""
-        directory, node, parent, _ = self.dirs[index]
+        directory, node, parent, _name = self.dirs[index]
         items = sorted(directory.entries.items())
         if extra:
             items = sorted(items + extra)
@@ -236,18 +236,18 @@ class _Collector:
         algorithm = self.algorithm
         subdirs = 0
         for name, child in items:
-            if type(child) is Directory:
+            if isinstance(child, Directory):
                 child_node = self.directory(child, index, name)
                 subdirs += 1
             else:
                 key = id(child)
                 child_node = leaf_nodes.get(key)
                 if child_node is None:
-                    escape = self.escape_whiteouts and not (type(child) is Device and key in self.stub_ids)
+                    escape = self.escape_whiteouts and not (isinstance(child, Device) and key in self.stub_ids)
                     child_node = leaf_nodes[key] = _leaf_inode(child, algorithm, escape)
                     child_node.place = index
                     nodes.append(child_node)
-                    if escape and type(child) is Device and child_node.kind == S_IFREG:
+                    if escape and child_node.kind == S_IFREG and isinstance(child, Device):
                         self.whiteouts.append((key, index))
                 else:
                     places = self.places.get(key)
@@ -299,7 +299,7 @@ def _collect_v1(root: Directory, algorithm, version: int) -> Tuple[List[_Inode],
     stub_stat = Stat(S_IFCHR | 0o644, rstat.uid, rstat.gid, rstat.mtime, rstat.mtime_nsec, stub_xattrs)
     stubs = [(name, Device(stub_stat, 0)) for name in _STUB_NAMES if name not in root.entries]
     collector = _Collector(algorithm, True)
-    collector.stub_ids = {id(leaf) for _, leaf in stubs}
+    collector.stub_ids = {id(stub[1]) for stub in stubs}
     root_node = collector.directory(root, 0, b"")
     index = 0
     while index < len(collector.dirs):
@@ -628,7 +628,7 @@ def _collect_v2(root: Directory, algorithm) -> List[_Inode]:
         for name, child in items:
             if len(name) > 255 or not name or b"/" in name or b"\0" in name or name in _DOT_NAMES:
                 raise FormatError("invalid directory entry name %r" % (name,))
-            if type(child) is Directory:
+            if isinstance(child, Directory):
                 if id(child) in seen_dirs:
                     raise FormatError("directory %r appears twice in the tree" % (name,))
                 seen_dirs.add(id(child))

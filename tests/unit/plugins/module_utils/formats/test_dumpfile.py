@@ -63,7 +63,7 @@ def test_content_escapes(content, field):
 ])
 def test_xattr_escapes(key, value, field):
     root = Directory(Stat(0o040755, xattrs={key: value}))
-    assert dumpfile.encode_dumpfile(root).split(b"\n")[0].split(b" ")[11] == field
+    assert dumpfile.encode_dumpfile(root).split(b"\n", 1)[0].split(b" ")[11] == field
     assert dumpfile.parse_dumpfile(dumpfile.encode_dumpfile(root)).stat.xattrs == {key: value}
 
 

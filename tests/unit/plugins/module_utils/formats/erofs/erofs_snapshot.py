@@ -101,7 +101,7 @@ def assemble(snapshot_text):
             ascii_part = ascii_part.rstrip("|")
             position = base + offset + len(ascii_part) - len(data)
         else:
-            name, _, value = rest.partition(": ")
+            name, _colon, value = rest.partition(": ")
             data = _value(name, value.strip())
             position = (inline_base if inline_base != base else base) + offset
         image[position:position + len(data)] = data

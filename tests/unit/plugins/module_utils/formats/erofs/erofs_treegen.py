@@ -92,8 +92,8 @@ def dump(root):
 
     def visit(path, node):
         if isinstance(node, Dir):
-            lines.append("%s 0 %o 2 %d %d 0 %s - - -%s" % (escape(path or "/"), node.mode, node.uid, node.gid, node.mtime,
-                                                          _xattr_text(node.xattrs)))
+            fields = (escape(path or "/"), node.mode, node.uid, node.gid, node.mtime, _xattr_text(node.xattrs))
+            lines.append("%s 0 %o 2 %d %d 0 %s - - -%s" % fields)
             for name in sorted(node.entries):
                 visit(path + b"/" + name, node.entries[name])
             return
@@ -138,9 +138,9 @@ def _random_name(rng, taken):
     while True:
         pick = rng.random()
         if pick < 0.02:
-            name = bytes(rng.choice(b"abcdef") for _ in range(255))
+            name = bytes(rng.choice(b"abcdef") for _index in range(255))
         elif pick < 0.1:
-            name = bytes(rng.choice(_NAME_BYTES) for _ in range(rng.randrange(1, 12)))
+            name = bytes(rng.choice(_NAME_BYTES) for _index in range(rng.randrange(1, 12)))
         else:
             name = ("n%d" % rng.randrange(10 ** rng.randrange(1, 6))).encode()
         if name not in taken and name not in (b".", b"..") and b"/" not in name:
@@ -159,10 +159,10 @@ def _random_meta(rng, base_mtime):
     xattrs = []
     if rng.random() < 0.8:
         xattrs.append((b"security.selinux", rng.choice(_LABELS)))
-    for _ in range(rng.choice([0, 0, 0, 1, 2])):
+    for _index in range(rng.choice([0, 0, 0, 1, 2])):
         key = rng.choice(_XATTR_KEYS)
-        if all(key != existing for existing, _ in xattrs):
-            value = rng.choice([b"", b"-", b"v", b"=x=", b"\0\xff", bytes(rng.randrange(256) for _ in range(rng.randrange(40)))])
+        if all(key != pair[0] for pair in xattrs):
+            value = rng.choice([b"", b"-", b"v", b"=x=", b"\0\xff", bytes(rng.randrange(256) for _index in range(rng.randrange(40)))])
             if not value and key.startswith(b"system.posix_acl_"):
                 # a 4-byte entry (empty suffix, empty value) that ends the xattr area is skipped by
                 # composefs-info 1.0.8 (loop bound ``entry + 4 < end``); test_erofs_reader covers it
@@ -185,10 +185,10 @@ def _random_leaf(rng, base_mtime, digests):
         return external(size, digest, **meta)
     if pick < 0.7:
         size = rng.choice([0, 1, 5, 63, 64, 65, 2047, 2048, 2049, 4095, 4096, 4097, 5000, rng.randrange(200)])
-        return inline(bytes(rng.randrange(256) for _ in range(size)), **meta)
+        return inline(bytes(rng.randrange(256) for _index in range(size)), **meta)
     if pick < 0.82:
         length = rng.choice([1, 7, 100, 4000, 4095, rng.randrange(1, 300)])
-        return symlink(bytes(rng.choice(b"abc/.-_") for _ in range(length)).replace(b"\0", b"x") or b"x", **meta)
+        return symlink(bytes(rng.choice(b"abc/.-_") for _index in range(length)).replace(b"\0", b"x") or b"x", **meta)
     if pick < 0.88:
         kind = rng.choice([S_IFCHR, S_IFBLK])
         return Leaf(kind | 0o660, rdev=rng.choice([1, 259, 0x10001, 2 ** 32 - 1]), **meta)
@@ -209,7 +209,7 @@ def generate(seed, entries=300):
     dirs = [root]
     leaves = []
     digests = []
-    for _ in range(entries):
+    for _index in range(entries):
         parent = rng.choice(dirs[-8:] if rng.random() < 0.7 else dirs)
         name = _random_name(rng, parent.entries)
         pick = rng.random()

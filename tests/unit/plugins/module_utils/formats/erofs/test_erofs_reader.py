@@ -245,11 +245,11 @@ def fuzz_images(simple, tmp_path_factory, composefs_oracle):
 def test_bit_flips_raise_format_error_only(fuzz_images, chunk):
     rng = random.Random(chunk)
     for image in fuzz_images:
-        for _ in range(400):
+        for _index in range(400):
             data = bytearray(image)
             # flips land mostly in the metadata (first blocks), where they matter
             limit = len(data) if rng.random() < 0.2 else min(len(data), 8192)
-            for _ in range(rng.choice([1, 1, 2, 8])):
+            for _index in range(rng.choice([1, 1, 2, 8])):
                 data[rng.randrange(limit)] ^= 1 << rng.randrange(8)
             _exercise(bytes(data))
 
@@ -257,7 +257,7 @@ def test_bit_flips_raise_format_error_only(fuzz_images, chunk):
 def test_truncations_raise_format_error_only(fuzz_images):
     rng = random.Random(99)
     for image in fuzz_images:
-        for length in sorted({rng.randrange(len(image)) for _ in range(150)} | {0, 32, 1151, 1152, 1200, 4095}):
+        for length in sorted({rng.randrange(len(image)) for _index in range(150)} | {0, 32, 1151, 1152, 1200, 4095}):
             _exercise(image[:length])
 
 
@@ -265,7 +265,7 @@ def test_dumpfile_of_fuzzed_trees_is_stable(fuzz_images):
     """Trees the reader accepts from damaged images still encode (no invalid values leak out)."""
     rng = random.Random(7)
     for image in fuzz_images:
-        for _ in range(200):
+        for _index in range(200):
             data = bytearray(image)
             data[rng.randrange(min(len(data), 8192))] ^= 1 << rng.randrange(8)
             try:
