@@ -74,6 +74,10 @@ class ObjectStore:
     def _where(self, relpath: str) -> str:
         return os.path.join(self.repo_path, relpath) if self.repo_path else relpath
 
+    def path_of(self, object_id: str) -> str:
+        """Return the path of the object for messages (``<repo>/objects/<xx>/<rest>``)."""
+        return self._where(paths.object_repo_path(object_id))
+
     def _open_subdir(self, object_id: str, create: bool = False) -> int:
         """Return an fd of ``objects/<xx>``; FileNotFoundError when absent and not ``create``."""
         objects_fd = paths.open_dir(self.repo_fd, paths.OBJECTS, create=create)

@@ -318,12 +318,18 @@ class Repository:
 
     @_located
     def register_stream(self, stream_name: str, object_id: str, ref: str | None = None) -> None:
-        """Make an already stored splitstream object visible as ``streams/<stream_name>``: ``syncfs``, entry, ref."""
+        """Make an already stored splitstream object visible as ``streams/<stream_name>``: ``syncfs``, entry, ref.
+
+        The object must exist (DanglingRefError otherwise); it is not parsed here.
+        """
         self._require_writable()
         paths.validate_stream_name(stream_name)
         paths.validate_object_id(object_id, self.algorithm)
         if ref is not None:
             paths.validate_ref_name(ref)
+        if not self._objects.has(object_id):
+            raise DanglingRefError("cannot register stream %r: its splitstream object does not exist; store it first"
+                                   % stream_name, path=self._objects.path_of(object_id))
         self._objects.sync()
         refs.write_entry(self._fd, paths.STREAMS, stream_name, object_id, self.algorithm)
         if ref is not None:

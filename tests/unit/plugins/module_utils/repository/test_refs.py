@@ -191,7 +191,11 @@ def test_dangling_stream(repo):
     with pytest.raises(DanglingRefError):
         repo.stream_object_id("nothing")
     assert not repo.has_stream("nothing")
-    repo.register_stream("gone", "ab" * 32)
+    with pytest.raises(DanglingRefError, match="does not exist"):
+        repo.register_stream("gone", "ab" * 32)
+    assert not repo.has_stream("gone")
+    os.makedirs(os.path.join(repo.path, "streams"), exist_ok=True)
+    os.symlink("../objects/ab/" + "ab" * 31, os.path.join(repo.path, "streams", "gone"))
     assert repo.has_stream("gone")
     with pytest.raises(DanglingRefError, match="streams/gone"):
         repo.read_stream("gone")
