@@ -113,12 +113,10 @@ class RepoMeta:
     erofs_extra: tuple = ()  # sorted, unique
     erofs_formats_present: bool = field(default=True, compare=False)
 
-    @property
     def unknown_read_only_features(self) -> tuple:
-        """Read-only-compatible features this code does not know (non-empty: open read-only)."""
+        """Return the read-only-compatible features this code does not know (non-empty: open read-only)."""
         return tuple(f for f in self.read_only_compatible if f not in KNOWN_READ_ONLY_COMPATIBLE)
 
-    @property
     def effective_erofs_formats(self) -> tuple:
         """Return ``(default, extra)``: the EROFS format versions images are written in (section 3.3)."""
         if self.erofs_formats_present and (self.erofs_default, self.erofs_extra) != (LEGACY_EROFS_DEFAULT, ()):
@@ -126,6 +124,11 @@ class RepoMeta:
         if V1_EROFS in self.read_only_compatible:
             return 1, ()
         return LEGACY_EROFS_DEFAULT, ()
+
+    def erofs_generation_order(self) -> tuple:
+        """Return the EROFS versions in the order images are generated: default, then extra ascending, no repeat."""
+        default, extra = self.effective_erofs_formats()
+        return (default,) + tuple(v for v in extra if v != default)
 
 
 def _check_erofs_version(value, what: str) -> int:
@@ -262,7 +265,7 @@ def check_meta(meta: RepoMeta, algorithm: fsverity.HashAlgorithm | None = None) 
     if algorithm is not None and algorithm != meta.algorithm:
         raise RepositoryFormatError("repository uses %s, not the requested %s; open it without an algorithm or "
                                     "with %s" % (algorithm_text(meta.algorithm), algorithm_text(algorithm), meta.algorithm.name))
-    return meta.unknown_read_only_features
+    return meta.unknown_read_only_features()
 
 
 def _open_meta(dir_fd: int, where: str) -> int | None:

@@ -46,7 +46,7 @@ def fs_supports_verity(tmp_path, fsverity_tool):
 def test_init_default_is_sha512_v1_insecure_with_exact_bytes(tmp_path):
     with Repository.init(tmp_path / "repo") as repo:
         assert repo.algorithm == fsverity.SHA512 and not repo.secure and not repo.read_only
-        assert repo.meta.effective_erofs_formats == (1, ())
+        assert repo.meta.effective_erofs_formats() == (1, ())
     assert (tmp_path / "repo" / "meta.json").read_bytes() == rb.META_SHA512_V1
     assert stat.S_IMODE(os.stat(tmp_path / "repo").st_mode) == 0o700
     assert sorted(os.listdir(tmp_path / "repo")) == ["meta.json"]
@@ -162,7 +162,7 @@ def test_legacy_repository_opens_read_only_without_writing(tmp_path, fsverity_to
     before = rb.tree_snapshot(tmp_path / "repo")
     with Repository.open(tmp_path / "repo") as repo:
         assert repo.legacy and repo.read_only and repo.algorithm.name == algorithm
-        assert repo.meta.effective_erofs_formats == (2, ())
+        assert repo.meta.effective_erofs_formats() == (2, ())
         assert repo.read_object(object_id) == b"legacy object"
     with pytest.raises(RepositoryFormatError, match="upgrade"):
         Repository.open(tmp_path / "repo", writable=True)

@@ -50,7 +50,7 @@ def test_parse_default():
     assert parsed.version == 1
     assert parsed.algorithm == fsverity.SHA512
     assert parsed.read_only_compatible == ("v1_erofs",)
-    assert parsed.effective_erofs_formats == (1, ())
+    assert parsed.effective_erofs_formats() == (1, ())
     assert meta.check_meta(parsed) == ()
     assert meta.check_meta(parsed, fsverity.SHA512) == ()
 
@@ -66,7 +66,7 @@ def test_parse_default():
 ], ids=["explicit-dual", "explicit-v0", "absent-with-v1-flag", "default2-with-v1-flag", "legacy-absent",
         "default2-no-flag", "v2-with-extra"])
 def test_effective_erofs_formats(data, expected):
-    assert meta.parse_meta(data).effective_erofs_formats == expected
+    assert meta.parse_meta(data).effective_erofs_formats() == expected
 
 
 def test_absent_erofs_formats_equals_default_two():
@@ -150,3 +150,12 @@ def test_invalid_json_error_has_offset():
 def test_new_meta_rejects_unknown_formats():
     with pytest.raises(FormatError):
         meta.new_meta(fsverity.SHA256, 3)
+
+
+@pytest.mark.parametrize("formats,expected", [
+    ({"default": 1}, (1,)),
+    ({"default": 1, "extra": [2]}, (1, 2)),
+    ({"default": 2, "extra": [2, 0, 1]}, (2, 0, 1)),
+], ids=["single", "dual", "default-repeated-in-extra"])
+def test_erofs_generation_order(formats, expected):
+    assert meta.parse_meta(variant(erofs_formats=formats)).erofs_generation_order() == expected
