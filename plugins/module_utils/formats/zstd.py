@@ -44,7 +44,7 @@ import subprocess
 import tempfile
 from typing import Callable, Dict, List, Optional
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError, ToolError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError, ToolError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_frame
 
 __all__ = [
@@ -117,7 +117,7 @@ def _per_frame_backend(name: str, module) -> _Backend:
         try:
             return module.compress(data, level)
         except error_types as err:
-            raise FormatError("%s could not compress: %s" % (name, err)) from None
+            raise ComposefsError("%s could not compress: %s" % (name, err)) from None
 
     return _Backend(name, decompress_frames, compress_data)
 
@@ -147,22 +147,31 @@ def _probe_zstandard() -> Optional[_Backend]:
         return None
     name = "zstandard"
 
+    def readers(view, spans):
+        try:
+            yield module.ZstdDecompressor().stream_reader(bytes(view), read_across_frames=True)
+        except TypeError:
+            # Old python-zstandard without read_across_frames: one reader per frame.
+            for span in spans:
+                if span.header is not None:
+                    yield module.ZstdDecompressor().stream_reader(bytes(view[span.start:span.end]))
+
     def decompress_frames(view, spans, max_size):
         # The frames were checked complete by scan_frames: stream_reader alone would take a truncated
         # frame for a short one. read_across_frames follows composefs-rs (several frames per section).
         pieces = []
         total = 0
         try:
-            reader = module.ZstdDecompressor().stream_reader(bytes(view), read_across_frames=True)
-            while True:
-                want = READ_CHUNK_SIZE if max_size is None else min(READ_CHUNK_SIZE, max_size - total + 1)
-                piece = reader.read(want)
-                if not piece:
-                    break
-                total += len(piece)
-                if max_size is not None and total > max_size:
-                    raise _too_large(max_size, None)
-                pieces.append(piece)
+            for reader in readers(view, spans):
+                while True:
+                    want = READ_CHUNK_SIZE if max_size is None else min(READ_CHUNK_SIZE, max_size - total + 1)
+                    piece = reader.read(want)
+                    if not piece:
+                        break
+                    total += len(piece)
+                    if max_size is not None and total > max_size:
+                        raise _too_large(max_size, None)
+                    pieces.append(piece)
         except module.ZstdError as err:
             raise FormatError("zstd data rejected by %s: %s" % (name, err)) from None
         return b"".join(pieces)
@@ -171,7 +180,7 @@ def _probe_zstandard() -> Optional[_Backend]:
         try:
             return module.ZstdCompressor(level=level).compress(data)
         except module.ZstdError as err:
-            raise FormatError("%s could not compress: %s" % (name, err)) from None
+            raise ComposefsError("%s could not compress: %s" % (name, err)) from None
 
     return _Backend(name, decompress_frames, compress_data)
 

@@ -17,6 +17,7 @@ import random
 import struct
 import sys
 import tarfile
+import types
 
 import pytest
 
@@ -388,3 +389,29 @@ def test_failing_cli_on_valid_data_raises_tool_error(zstd_tool, broken_cli):
         zstd.decompress(cli_compressed(zstd_tool, "short-text", "l3", "check"))
     assert caught.value.command[0] == broken_cli
     assert "simulated failure" in caught.value.stderr
+
+
+def test_old_zstandard_without_read_across_frames(zstd_tool, monkeypatch):
+    """python-zstandard before read_across_frames: the backend reads frame by frame instead."""
+    zstandard = pytest.importorskip("zstandard")
+
+    class OldDecompressor:
+        def __init__(self):
+            self.real = zstandard.ZstdDecompressor()
+
+        def stream_reader(self, source, **options):
+            if options:
+                raise TypeError("stream_reader() got an unexpected keyword argument")
+            return self.real.stream_reader(source)
+
+    monkeypatch.setitem(sys.modules, "zstandard", types.SimpleNamespace(
+        ZstdDecompressor=OldDecompressor, ZstdCompressor=zstandard.ZstdCompressor, ZstdError=zstandard.ZstdError))
+    zstd.use_backend("zstandard")
+    try:
+        frame = cli_compressed(zstd_tool, "text-100k", "l3", "check")
+        stream = frame + skippable(b"x") + frame
+        assert zstd.decompress(stream) == sample("text-100k") * 2
+        with pytest.raises(FormatError, match="max_size"):
+            zstd.decompress(stream, max_size=150000)
+    finally:
+        zstd.use_backend(None)
