@@ -8,13 +8,21 @@ zstd frame, level 3, no checksum, written by a streaming encoder (so no content 
 section is still one frame, e.g. ``28 b5 2f fd 20 00 01 00 00``. Readers must accept several
 concatenated frames (spec ``composefs-repo.md`` section 8.7).
 
-A zstd stream, as this module reads it (details in ``zstd_frame.py``, block contents in
-``zstd_block.py``):
+A zstd stream, as this module reads it (all integers little-endian):
 
 | part | size | meaning |
 |---|---|---|
 | frame | variable | zstd frame (magic ``28 b5 2f fd``) or skippable frame (magic ``5? 2a 4d 18``) |
 | frame | variable | ... any number more, back to back; the output is the concatenation |
+
+The layout is described, table by table, next to the code that reads it:
+
+| file | describes |
+|---|---|
+| ``zstd_frame.py`` | frame header, window size, skippable frames, block headers, content checksum (XXH64) |
+| ``zstd_block.py`` | compressed blocks: literals section, sequences section, sequence execution |
+| ``zstd_entropy.py`` | FSE table descriptions and decoding, Huffman tree descriptions and streams |
+| ``zstd_python.py`` | the pure-Python codec built from them, and what its encoder writes |
 
 ``decompress`` first walks the frame and block headers in pure Python (cheap), so every backend
 reports truncation, bad magic, reserved bits and dictionaries the same way, with an offset, and a
@@ -24,13 +32,14 @@ backend inflates. Backends, tried in this order once, at first use:
 | name | what | notes |
 |---|---|---|
 | ``compression.zstd`` | standard library, Python >= 3.14 | one decompressor per frame, ``max_length`` bounds output |
-| ``zstandard`` | python-zstandard | ``stream_reader(read_across_frames=True)``, bounded reads |
+| ``zstandard`` | python-zstandard | ``stream_reader(read_across_frames=True)`` (older: per frame), bounded reads |
 | ``pyzstd`` | pyzstd | one decompressor per frame, ``max_length`` bounds output |
 | ``zstd-cli`` | the ``zstd`` binary | argv lists, ``LC_ALL=C``, output read in bounded chunks |
 | ``python`` | ``zstd_python.py`` | pure Python, always available |
 
-Every backend writes frames like composefs-rs does: no checksum. Accelerator exceptions are turned
-into ``FormatError`` (bad input) or ``ToolError`` (the ``zstd`` binary could not run, was killed,
+Every backend writes frames like composefs-rs does: no checksum; ``compress`` levels are libzstd's
+(1..22, negative = fast, 0 = default 3). Accelerator exceptions are turned into ``FormatError``
+(bad input) or ``ToolError`` (the ``zstd`` binary could not run, was killed,
 failed to compress, or failed to inflate data the pure-Python decoder accepts: when ``zstd -d``
 fails, the pure-Python decoder tells bad data from a broken tool). Dictionaries are not supported
 by any backend.
