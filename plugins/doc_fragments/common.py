@@ -10,7 +10,8 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # Host path options; defined once in module_utils/module_support.py (HOST_PATH_ARGSPEC).
+    # Host selection options. The argument spec with the same name, HOST_PATHS, is in
+    # plugins/module_utils/module_support.py; the names are those of host/paths.load_host_paths.
     HOST_PATHS = r'''
 options:
   root:
@@ -18,40 +19,48 @@ options:
       - Directory that stands for C(/) of the host. Every other host path (sysroot, boot directory,
         ESP, run directory, kernel command line) is taken relative to it unless given explicitly.
       - Point it at a mounted disk image or a test tree to inspect a host that is not running.
-      - Symlinks found on disk are resolved inside O(root); none may lead out of it.
+      - Symlinks found on disk are resolved inside O(root), the way a chroot would; none may lead out of it.
     type: path
     default: /
   sysroot:
     description:
-      - The physical root holding C(composefs/), C(state/) and C(boot/).
+      - The physical root holding C(composefs/) (the repository), C(state/deploy/) and usually C(boot/).
       - Defaults to C(<root>/sysroot).
     type: path
   boot_dir:
     description:
-      - Directory holding C(loader/entries) (BLS) or C(grub2/user.cfg) (GRUB with UKIs) and the
-        C(bootc_composefs-*) kernel directories of GRUB hosts.
-      - Defaults to C(<sysroot>/boot). Set it to the mount point of a separate C(/boot) partition
-        when that partition is not visible under the sysroot.
+      - Directory holding C(loader/entries) (GRUB with BLS entries) or C(grub2/user.cfg) (GRUB with
+        UKIs) and the C(bootc_composefs-*) kernel directories of GRUB hosts.
+      - Defaults to C(<sysroot>/boot), or to C(<root>/boot) when that is a separate partition and
+        C(<sysroot>/boot) holds no boot state (bootc issue 2399).
     type: path
-  esp_dir:
+  esp:
     description:
-      - Mount point of the EFI System Partition (UKIs, systemd-boot entries).
-      - Defaults to the first of C(<root>/boot/efi), C(<sysroot>/boot/efi) that holds an C(EFI)
-        directory, else the boot directory.
+      - Mount point of the EFI System Partition (UKIs, systemd-boot and grub-cc entries).
+      - Defaults to the first of C(<root>/boot/efi), C(<root>/efi), C(<sysroot>/boot/efi) and the boot
+        directory that holds an C(EFI) directory.
     type: path
   run_dir:
     description:
-      - The runtime directory holding C(composefs/staged-deployment). Defaults to C(<root>/run).
+      - The runtime directory holding C(composefs/staged-deployment), the marker of a staged update.
+      - Defaults to C(<root>/run).
     type: path
-  kernel_cmdline:
+  cmdline_file:
     description:
-      - The kernel command line of the running system, used to find the booted deployment
-        (C(composefs=<verity>)). Defaults to the content of C(<root>/proc/cmdline).
+      - File holding the kernel command line of the booted system; its C(composefs=<verity>)
+        parameter names the booted deployment.
+      - Defaults to C(<root>/proc/cmdline). Point it at a file of your own to inspect a disk image as
+        if a given deployment were booted.
+    type: path
+  bootloader:
+    description:
+      - The bootloader of the host. By default it is read from the C(LoaderInfo) EFI variable under
+        C(<root>/sys/firmware/efi/efivars); without it GRUB is assumed, unless only the ESP holds
+        C(loader/entries), which means systemd-boot.
+      - Set it when inspecting a disk image of a grub-cc host, which cannot be told apart from a
+        systemd-boot one by its files.
     type: str
-  repository:
-    description:
-      - The composefs repository. Defaults to C(<sysroot>/composefs).
-    type: path
+    choices: [grub, grub-cc, systemd]
 '''
 
     ATTRIBUTES_READ_ONLY = r'''
