@@ -70,8 +70,10 @@ attributes:
     description: The module never changes anything, so check mode returns exactly what a normal run returns.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no difference to show.
   idempotent:
     support: full
+    description: Running it twice gives the same result when the host did not change in between.
 '''
 
     FACTS = r'''

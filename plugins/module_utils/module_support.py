@@ -33,4 +33,3 @@ HOST_PATHS = {
 def host_paths_params(params: dict) -> dict:
     """The HOST_PATHS options out of a module's ``params``, ready for an operation's request."""
     return {name: params.get(name) for name in HOST_PATHS}
-

@@ -27,7 +27,7 @@ description:
   - The module fails only when the host is not a composefs bootc host, or its booted deployment
     cannot be identified (no C(composefs=) on the kernel command line).
 author:
-  - bootc.composefs maintainers
+  - bootc.composefs maintainers (@bootc-dev)
 extends_documentation_fragment:
   - bootc.composefs.common.HOST_PATHS
   - bootc.composefs.common.ATTRIBUTES_READ_ONLY
@@ -201,7 +201,8 @@ host:
       sample:
         - name: 6f1e1d6b0c7f4c1a9d3e2b5a8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8
           boot_type: bls
-          path: /sysroot/boot/bootc_composefs-6f1e1d6b0c7f4c1a9d3e2b5a8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8
+          path: >-
+            /sysroot/boot/bootc_composefs-6f1e1d6b0c7f4c1a9d3e2b5a8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8
           prefixed: true
           in_use: true
           bytes: 48213504
@@ -324,7 +325,8 @@ deployments:
       description: Its state directory, null if it has none.
       returned: success
       type: str
-      sample: /sysroot/state/deploy/6f1e1d6b0c7f4c1a9d3e2b5a8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8
+      sample: >-
+        /sysroot/state/deploy/6f1e1d6b0c7f4c1a9d3e2b5a8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8
     download_only:
       description: For the staged deployment, whether finalization is locked.
       returned: success

@@ -135,6 +135,11 @@ def _reason(err) -> str:
     return err.strerror or str(err)
 
 
+def _match_rank(match) -> tuple:
+    return (not match.key.startswith(BOOT_KEY_PREFIX), not any(oci_tags.is_bootc_tag(t) for t in match.tags),
+            match.manifest_digest)
+
+
 class _TagSearch:
     """Tag search results per EROFS object id, computed once per repository and id."""
 
@@ -146,9 +151,7 @@ class _TagSearch:
         """``[oci.image.ErofsMatch]`` whose config names ``object_id``, best first (module docstring)."""
         if object_id not in self.cache:
             matches = oci_image.find_manifests_by_erofs(self.repo, object_id)
-            self.cache[object_id] = sorted(matches, key=lambda m: (not m.key.startswith(BOOT_KEY_PREFIX),
-                                                                    not any(oci_tags.is_bootc_tag(t) for t in m.tags),
-                                                                    m.manifest_digest))
+            self.cache[object_id] = sorted(matches, key=_match_rank)
         return self.cache[object_id]
 
 
