@@ -363,8 +363,10 @@ def encode_inode_header(inode: InodeHeader) -> bytes:
 
 def chunk_bits(size: int) -> int:
     """Chunk size bits mkcomposefs picks for an external file: one chunk if possible, >= a block."""
-    bits = max((size - 1).bit_length(), LG_BLOCK_SIZE)
-    return min(bits, LG_BLOCK_SIZE + CHUNK_FORMAT_BLKBITS_MASK)
+    bits = (size - 1).bit_length()
+    if bits < LG_BLOCK_SIZE:
+        return LG_BLOCK_SIZE
+    return bits if bits < LG_BLOCK_SIZE + CHUNK_FORMAT_BLKBITS_MASK else LG_BLOCK_SIZE + CHUNK_FORMAT_BLKBITS_MASK
 
 
 # --- xattrs --------------------------------------------------------------------------------------
