@@ -22,18 +22,20 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import DanglingRefError, FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, DanglingRefError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import splitstream, tar, tree
+from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import writer as erofs_writer
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import layers
 from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
     XATTR_MODES,
     XATTRS_KEEP_USER,
     OciImage,
+    image_ref_key,
     read_stream_object,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 
-__all__ = ["layer_events", "read_layer_entries", "build_tree", "create_filesystem"]
+__all__ = ["layer_events", "read_layer_entries", "build_tree", "create_filesystem", "erofs_versions", "write_erofs_images"]
 
 
 def layer_events(stream: splitstream.SplitStream) -> Iterator[tuple]:
@@ -80,3 +82,30 @@ def create_filesystem(repo, image: OciImage, xattr_mode: str = XATTR_MODES[0]) -
                                    % (image.config_digest, layer.diff_id))
         entry_lists.append(read_layer_entries(repo, layer.object_id, layer.diff_id))
     return build_tree(entry_lists, xattr_mode)
+
+
+def erofs_versions(repo) -> tuple:
+    """Return the EROFS format versions images are written in: the default first, then the extras.
+
+    V0 is never written (composefs-rs has no config slot for it); a V0 default is refused.
+    """
+    order = repo.meta.erofs_generation_order()
+    if order[0] == 0:
+        raise ComposefsError("the repository's default EROFS format is V0, which composefs cannot link to an image "
+                             "(spec section 14); use a repository initialised with EROFS format 1", path=repo.path)
+    return tuple(v for v in order if v != 0)
+
+
+def write_erofs_images(repo, root: tree.Directory, versions, key_for=image_ref_key) -> dict:
+    """Write the EROFS image of ``root`` in each version: objects, ``syncfs``, then ``images/`` entries.
+
+    Returns ``{key_for(version): image object id}``; nothing names the images yet.
+    """
+    images = []
+    for version in versions:
+        data = erofs_writer.write_image(root, version=version, algorithm=repo.algorithm)
+        images.append((key_for(version), data, repo.ensure_object(data)))
+    repo.sync()
+    for _key, data, _object_id in images:
+        repo.write_image(data)
+    return {key: object_id for key, _data, object_id in images}

@@ -46,7 +46,6 @@ from typing import Callable
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import splitstream, tar, tree
-from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import writer as erofs_writer
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import filesystem, layout, streams, tags
 from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
@@ -59,7 +58,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
     read_manifest,
 )
 
-__all__ = ["ImportResult", "erofs_versions", "import_oci_layout", "write_erofs_images"]
+__all__ = ["ImportResult", "import_oci_layout"]
 
 # Files up to this size are read into memory and stored with one digest pass (and no write when
 # the object exists); larger ones are streamed through a staging file.
@@ -190,33 +189,6 @@ def _read_exactly(fileobj, size: int) -> bytes:
     return b"".join(parts)
 
 
-def erofs_versions(repo) -> tuple:
-    """Return the EROFS format versions images are written in: the default first, then the extras.
-
-    V0 is never written (composefs-rs has no config slot for it); a V0 default is refused.
-    """
-    order = repo.meta.erofs_generation_order()
-    if order[0] == 0:
-        raise ComposefsError("the repository's default EROFS format is V0, which composefs cannot link to an image "
-                             "(spec section 14); use a repository initialised with EROFS format 1", path=repo.path)
-    return tuple(v for v in order if v != 0)
-
-
-def write_erofs_images(repo, root: tree.Directory, versions, key_for=image_ref_key) -> dict:
-    """Write the EROFS image of ``root`` in each version: objects, ``syncfs``, then ``images/`` entries.
-
-    Returns ``{key_for(version): image object id}``; nothing names the images yet.
-    """
-    images = []
-    for version in versions:
-        data = erofs_writer.write_image(root, version=version, algorithm=repo.algorithm)
-        images.append((key_for(version), data, repo.ensure_object(data)))
-    repo.sync()
-    for _key, data, _object_id in images:
-        repo.write_image(data)
-    return {key: object_id for key, _data, object_id in images}
-
-
 class _Importer:
     """One import: the repository (counted), the layout, progress state."""
 
@@ -345,7 +317,7 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
     """
     if tag is not None:
         tags.validate_tag(tag)
-    versions = erofs_versions(repo)
+    versions = filesystem.erofs_versions(repo)
     source = layout.OciLayout(layout_dir)
     resolved = source.resolve(ref, platform)
     manifest_digest = resolved.descriptor.digest
@@ -399,7 +371,7 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
         root = filesystem.build_tree(entry_lists)
         del entry_lists
         erofs_refs = {k: v for k, v in old_refs.items() if k.startswith(BOOT_IMAGE_REF_KEY)}
-        erofs_refs.update(write_erofs_images(job.store, root, versions))
+        erofs_refs.update(filesystem.write_erofs_images(job.store, root, versions))
     result.erofs_refs = erofs_refs
     result.image_object_id = erofs_refs.get(wanted[0]) if is_image else None
 
