@@ -227,7 +227,7 @@ def _open_repository(paths, found: list):
     info.update({
         "algorithm": repo.algorithm.name,
         "format_version": meta.version,
-        "erofs_formats": list(meta.effective_erofs_formats()),
+        "erofs_formats": list(meta.erofs_generation_order()),
         "secure": repo.secure,
         "meta_json": not repo.legacy,
         "read_only_reason": repo.read_only_reason if repo.legacy or meta.unknown_read_only_features() else None,
@@ -559,7 +559,7 @@ def read_status(request: StatusRequest) -> StatusResult:
                 live.setdefault(metadata.manifest_digest, []).append(deployment.verity)
                 if metadata.image is not None and metadata.image.manifest_digest == metadata.manifest_digest:
                     opened[metadata.manifest_digest] = metadata.image
-            elif deployment.origin is not None:
+            else:
                 unresolved.append(deployment.verity)
         if repo is not None:
             _check_boot_images(repo, index, state, found)
@@ -573,9 +573,21 @@ def read_status(request: StatusRequest) -> StatusResult:
         "deployments": result_deployments,
         "repository": repo_info,
         "tags": tags,
-        "findings": found,
+        "findings": _unique(found),
     }
-    return StatusResult(data=data, warnings=_summary_warnings(result_deployments, found))
+    return StatusResult(data=data, warnings=_summary_warnings(result_deployments, data["findings"]))
+
+
+def _unique(found: list) -> list:
+    """The findings in order, one per (code, path): two checks may meet the same missing object."""
+    seen = set()
+    result = []
+    for item in found:
+        key = (item["code"], item["path"]) if item["path"] else (item["code"], item["message"])
+        if key not in seen:
+            seen.add(key)
+            result.append(item)
+    return result
 
 
 def _summary_warnings(result_deployments: list, found: list) -> tuple:
