@@ -155,11 +155,16 @@ class ImageRepo:
         return object_id
 
     def image(self, files_per_layer, version=None, label_version=None, created="2026-08-01T10:00:00Z",
-              architecture="amd64", marker=""):
-        """A pulled container image with plain and boot EROFS images; ``marker`` makes otherwise equal images differ."""
+              architecture="amd64", marker="", erofs_names=None):
+        """A pulled container image with plain and boot EROFS images; ``marker`` makes otherwise equal images differ.
+
+        ``erofs_names`` (plain, boot) names the extra file that tells the two EROFS images apart
+        (default ``plain<marker>``, ``boot<marker>``): equal names give equal images.
+        """
         layers = [self.layer(files) for files in files_per_layer]
-        plain_id = self.erofs(layers, extra="plain" + marker)
-        boot_id = self.erofs(layers, extra="boot" + marker)
+        plain_name, boot_name = erofs_names or ("plain" + marker, "boot" + marker)
+        plain_id = self.erofs(layers, extra=plain_name)
+        boot_id = self.erofs(layers, extra=boot_name)
         labels = {"containers.bootc": "1"}
         if label_version is not None:
             labels[VERSION_KEY] = label_version
