@@ -213,7 +213,7 @@ class _LineError(Exception):
 
 
 class _Parser:
-    """State of one parse: directories and nodes by path, pending hardlinks, field caches.
+    """State of one parse: directories by path, pending hardlinks, field caches.
 
     Shaped for speed (``bench/bench_erofs.py``): fields that repeat from line to line (modes,
     owners, mtimes, xattrs) are parsed once and looked up afterwards.
@@ -222,7 +222,6 @@ class _Parser:
     def __init__(self) -> None:
         self.root: Optional[Directory] = None
         self.directories: Dict[bytes, Directory] = {}
-        self.nodes: Dict[bytes, object] = {}
         self.hardlinks: Dict[bytes, Tuple[int, int, Directory, bytes, bytes]] = {}
         self.modes: Dict[bytes, int] = {}
         self.ids: Dict[bytes, int] = {}
@@ -230,8 +229,10 @@ class _Parser:
         self.xattrs: Dict[bytes, Tuple[bytes, bytes]] = {}
 
     def parent_of(self, path: bytes) -> Tuple[Directory, bytes]:
-        if path in self.nodes:
-            raise ValueError("duplicate path %r" % (path,))
+        if path[:1] != b"/":
+            raise ValueError("path %r is not absolute" % (path,))
+        if path == b"/":
+            raise ValueError("the root must be a directory")
         parent_path, _slash, name = path.rpartition(b"/")
         parent = self.directories.get(parent_path or b"/")
         if parent is None:
@@ -240,9 +241,12 @@ class _Parser:
             raise ValueError("parent directory of %r is missing or not a directory" % (path,))
         if not name or len(name) > MAX_NAME_BYTES or name in (b".", b"..") or b"\0" in name:
             raise ValueError("invalid file name %r" % (name,))
+        if name in parent.entries:
+            raise ValueError("duplicate path %r" % (path,))
         return parent, name
 
-    def hardlink(self, path: bytes, fields: List[bytes], lineno: int) -> None:
+    def hardlink(self, fields: List[bytes], lineno: int) -> None:
+        path = _unescape(fields[0])
         mode = _mode(fields[2][1:])
         if _stat.S_ISDIR(mode):
             raise ValueError("directories cannot be hardlinked")
@@ -250,84 +254,92 @@ class _Parser:
         if not target:
             raise ValueError("hardlink without a target path")
         parent, name = self.parent_of(path)
-        self.nodes[path] = None
+        parent.entries[name] = None  # placeholder until the hardlinks are resolved
         self.hardlinks[path] = (lineno, parent, name, _canonical_target(target))
 
-    def _owner(self, field: bytes, what: str) -> int:
-        value = self.ids.get(field)
-        if value is None:
-            value = self.ids[field] = _decimal(field, what, 0xFFFFFFFF)
-        return value
+    def parse(self, lines: List[bytes]) -> None:
+        """Add every line to the tree. Shaped for speed (``bench/bench_erofs.py``): one loop, state in
+        locals, and fields that repeat from line to line (modes, owners, mtimes, xattrs) parsed once."""
+        modes, ids, mtimes, known = self.modes, self.ids, self.mtimes, self.xattrs
+        directories = self.directories
+        lineno = 0
+        try:
+            for lineno, line in enumerate(lines, 1):
+                if not line:
+                    continue
+                fields = line.split(b" ")
+                if len(fields) < _FIELD_COUNT:
+                    if len(fields) >= _HARDLINK_FIELD_COUNT and fields[2][:1] == b"@":
+                        self.hardlink(fields, lineno)
+                        continue
+                    raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
+                path = fields[0]
+                if b"\\" in path:
+                    path = _unescape(path)
+                if path[:1] != b"/":
+                    raise ValueError("path %r is not absolute" % (path,))
+                mode = modes.get(fields[2])
+                if mode is None:
+                    if fields[2][:1] == b"@":
+                        self.hardlink(fields, lineno)
+                        continue
+                    mode = modes[fields[2]] = _mode(fields[2])
+                size_field = fields[1]
+                if not size_field.isdigit() or len(size_field) > 20:
+                    raise ValueError("size %r is not a decimal number" % (size_field,))
+                if not fields[3].isdigit():
+                    raise ValueError("nlink %r is not a decimal number" % (fields[3],))
+                uid = ids.get(fields[4])
+                if uid is None:
+                    uid = ids[fields[4]] = _decimal(fields[4], "uid", 0xFFFFFFFF)
+                gid = ids.get(fields[5])
+                if gid is None:
+                    gid = ids[fields[5]] = _decimal(fields[5], "gid", 0xFFFFFFFF)
+                mtime = mtimes.get(fields[7])
+                if mtime is None:
+                    mtime = mtimes[fields[7]] = _mtime(fields[7])
+                xattrs = {}
+                if len(fields) > _FIELD_COUNT:
+                    for field in fields[_FIELD_COUNT:]:
+                        pair = known.get(field)
+                        if pair is None:
+                            pair = known[field] = _xattr(field)
+                        xattrs[pair[0]] = pair[1]
+                stat = Stat(mode, uid, gid, mtime[0], mtime[1], xattrs)
+                kind = mode & _S_IFMT
+                if kind == _S_IFREG:
+                    node = _regular_file(stat, int(size_field), fields)
+                elif kind == _S_IFDIR:
+                    node = Directory(stat, {}, int(size_field))
+                    if path == b"/":
+                        self.set_root(node)
+                        continue
+                    directories[path] = node
+                else:
+                    node = _special_file(stat, kind, fields)
+                parent_path, _slash, name = path.rpartition(b"/")
+                parent = directories.get(parent_path or b"/")
+                if parent is None or not name or len(name) > MAX_NAME_BYTES or name in _DOTS or b"\0" in name or name in parent.entries:
+                    parent, name = self.parent_of(path)  # raises the precise error
+                parent.entries[name] = node
+        except (ValueError, IndexError) as err:
+            raise _LineError(lineno, str(err)) from None
 
-    def line(self, fields: List[bytes], lineno: int) -> None:
-        path = fields[0]
-        if b"\\" in path:
-            path = _unescape(path)
-        if path[:1] != b"/":
-            raise ValueError("path %r is not absolute" % (path,))
-        mode = self.modes.get(fields[2])
-        if mode is None:
-            if fields[2][:1] == b"@":
-                self.hardlink(path, fields, lineno)
-                return
-            mode = self.modes[fields[2]] = _mode(fields[2])
-        if len(fields) < _FIELD_COUNT:
-            raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
-        size_field = fields[1]
-        if not size_field.isdigit() or len(size_field) > 20:
-            raise ValueError("size %r is not a decimal number" % (size_field,))
-        if not fields[3].isdigit():
-            raise ValueError("nlink %r is not a decimal number" % (fields[3],))
-        ids = self.ids
-        uid = ids.get(fields[4])
-        if uid is None:
-            uid = ids[fields[4]] = _decimal(fields[4], "uid", 0xFFFFFFFF)
-        gid = ids.get(fields[5])
-        if gid is None:
-            gid = ids[fields[5]] = _decimal(fields[5], "gid", 0xFFFFFFFF)
-        mtime = self.mtimes.get(fields[7])
-        if mtime is None:
-            mtime = self.mtimes[fields[7]] = _mtime(fields[7])
-        xattrs = {}
-        if len(fields) > _FIELD_COUNT:
-            known = self.xattrs
-            for field in fields[_FIELD_COUNT:]:
-                pair = known.get(field)
-                if pair is None:
-                    pair = known[field] = _xattr(field)
-                xattrs[pair[0]] = pair[1]
-        stat = Stat(mode, uid, gid, mtime[0], mtime[1], xattrs)
-        kind = mode & _S_IFMT
-        if kind == _S_IFREG:
-            node = _regular_file(stat, int(size_field), fields)
-        elif kind == _S_IFDIR:
-            node = Directory(stat, {}, int(size_field))
-            if path == b"/":
-                if self.root is not None:
-                    raise ValueError("duplicate root entry")
-                self.root = self.directories[b"/"] = self.nodes[b"/"] = node
-                return
-            self.directories[path] = node
-        else:
-            node = _special_file(stat, kind, fields)
-        nodes = self.nodes
-        parent_path, _slash, name = path.rpartition(b"/")
-        parent = self.directories.get(parent_path or b"/")
-        if parent is None or path in nodes or not name or len(name) > MAX_NAME_BYTES or name in _DOTS or b"\0" in name:
-            if path == b"/":
-                raise ValueError("the root must be a directory")
-            self.parent_of(path)  # raises the precise error
-        parent.entries[name] = node
-        nodes[path] = node
+    def set_root(self, node: Directory) -> None:
+        if self.root is not None:
+            raise ValueError("duplicate root entry")
+        self.root = self.directories[b"/"] = node
 
     def resolve(self, path: bytes, seen: Tuple[bytes, ...] = ()):
         """Return the leaf a hardlink line names, following hardlinks to hardlinks."""
         lineno, _parent, _name, target = self.hardlinks[path]
         if target == path or target in seen:
             raise _LineError(lineno, "hardlink loop through %r" % (target,))
-        if target not in self.nodes:
+        parent_path, _slash, name = target.rpartition(b"/")
+        parent = self.directories.get(parent_path or b"/")
+        if parent is None or name not in parent.entries:
             raise _LineError(lineno, "hardlink target %r does not exist" % (target,))
-        node = self.nodes[target]
+        node = parent.entries[name]
         if node is None:
             node = self.resolve(target, seen + (path,))
         if isinstance(node, Directory):
@@ -391,24 +403,15 @@ def parse_dumpfile(text) -> Directory:
     Errors name the line: ``FormatError("line 12: ...", offset=<byte offset of the line>)``.
     Hardlink lines may name targets that appear later in the file, as mkcomposefs allows.
     """
-    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
-    parser = _Parser()
-    lines = data.split(b"\n")
-    lineno = 0
-    with gc_paused():
+    with gc_paused():  # before any allocation: see tree.gc_paused
+        data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+        lines = data.split(b"\n")
+        parser = _Parser()
         try:
-            line_of = parser.line
-            for lineno, line in enumerate(lines, 1):
-                if line:
-                    fields = line.split(b" ")
-                    if len(fields) < _HARDLINK_FIELD_COUNT:
-                        raise ValueError("expected at least %d fields, found %d" % (_FIELD_COUNT, len(fields)))
-                    line_of(fields, lineno)
+            parser.parse(lines)
             return parser.finish()
         except _LineError as err:
             lineno, message = err.args
-        except (ValueError, IndexError) as err:
-            message = str(err)
     # offsets are only computed for the error (shaped for speed: bench/bench_erofs.py)
     offset = sum(len(line) + 1 for line in lines[:lineno - 1])
     raise FormatError("line %d: %s" % (lineno, message), offset)

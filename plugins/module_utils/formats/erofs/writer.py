@@ -121,7 +121,9 @@ class _Inode:
 
 
 _OVERLAY_PREFIX = L.XATTR_OVERLAY_PREFIX
-_METACOPY_HEADS = {kernel_id: L.encode_metacopy(bytes(size), kernel_id)[:4] for kernel_id, size in ((1, 32), (2, 64))}
+_METACOPY = L.XATTR_METACOPY
+_CHUNK_BASED_FORMAT = L.LAYOUT_CHUNK_BASED << 1  # data layout as placed in the format field
+_REDIRECT = L.XATTR_REDIRECT
 _ESCAPED_PREFIX = L.XATTR_ESCAPED_PREFIX
 _MAX_XATTR_AREA = L.xattr_area_size(_MAX_U16)
 # what a directory holding a user whiteout gets (mkcomposefs adds the opaque pair from version 1 on,
@@ -145,7 +147,12 @@ def _is_whiteout(leaf) -> bool:
     return isinstance(leaf, Device) and leaf.rdev == 0 and leaf.stat.mode & L.S_IFMT == S_IFCHR
 
 
-def _leaf_inode(leaf, algorithm, escape_whiteout: bool) -> _Inode:
+def _verity(algorithm) -> Tuple[int, bytes, object]:
+    """What external files need of the fs-verity algorithm: (digest size, metacopy header, algorithm)."""
+    return algorithm.digest_size, L.encode_metacopy(bytes(algorithm.digest_size), algorithm.kernel_id)[:4], algorithm
+
+
+def _leaf_inode(leaf, verity: Tuple[int, bytes, object], escape_whiteout: bool) -> _Inode:
     """The inode of one leaf: kind, size, data and the overlay xattrs mkcomposefs adds."""
     cls = type(leaf)
     if cls is RegularFile:
@@ -159,23 +166,25 @@ def _leaf_inode(leaf, algorithm, escape_whiteout: bool) -> _Inode:
             size = node.size = leaf.size
             if not 0 < size < 1 << 64:
                 raise FormatError("file size %r out of range" % (size,))
-            bits = L.chunk_bits(size)
-            node.rdev = bits - L.LG_BLOCK_SIZE  # the chunk format, kept in the (unused) rdev slot
-            node.chunks = (size + (1 << bits) - 1) >> bits
-            if node.chunks > L.MAX_CHUNKS:
+            bits = (size - 1).bit_length()  # layout.chunk_bits, inlined: this is the hot path
+            bits = 12 if bits < 12 else (bits if bits < 43 else 43)
+            node.rdev = bits - 12  # the chunk format, kept in the (unused) rdev slot
+            chunks = node.chunks = ((size - 1) >> bits) + 1
+            if chunks > L.MAX_CHUNKS:
                 raise FormatError("external file of %d bytes needs more than %d chunks" % (size, L.MAX_CHUNKS))
             digest = leaf.fsverity_digest
             backing = leaf.backing_path
+            pairs = node.pairs
             if digest is None:
-                node.pairs.append((L.XATTR_METACOPY, b""))
-            elif len(digest) != algorithm.digest_size:
-                raise FormatError("fs-verity digest of %d bytes, %s needs %d" % (len(digest), algorithm.name, algorithm.digest_size))
+                pairs.append((_METACOPY, b""))
+            elif len(digest) != verity[0]:
+                raise FormatError("fs-verity digest of %d bytes, %s needs %d" % (len(digest), verity[2].name, verity[0]))
             else:
-                node.pairs.append((L.XATTR_METACOPY, _METACOPY_HEADS[algorithm.kernel_id] + digest))
+                pairs.append((_METACOPY, verity[1] + digest))
                 if backing is None:  # "/xx/rest": hexlify puts the separator before the last N-1 bytes
-                    node.pairs.append((L.XATTR_REDIRECT, b"/" + binascii.hexlify(digest, b"/", len(digest) - 1)))
+                    pairs.append((_REDIRECT, b"/" + binascii.hexlify(digest, b"/", len(digest) - 1)))
             if backing:
-                node.pairs.append((L.XATTR_REDIRECT, b"/" + bytes(backing)))
+                pairs.append((_REDIRECT, b"/" + bytes(backing)))
         return node
     if cls is Symlink:
         node = _Inode(S_IFLNK, leaf.stat, 1)
@@ -215,7 +224,7 @@ class _Collector:
 
     def __init__(self, algorithm, escape_whiteouts: bool, directories: List[_Inode]) -> None:
         self.directories = directories
-        self.algorithm = algorithm
+        self.verity = _verity(algorithm)
         self.escape_whiteouts = escape_whiteouts
         self.nodes: List[_Inode] = []
         self.leaf_nodes: Dict[int, _Inode] = {}
@@ -249,7 +258,7 @@ class _Collector:
         entries = [(b".", node), (b"..", self.dirs[parent][1])]
         leaf_nodes = self.leaf_nodes
         nodes = self.nodes
-        algorithm = self.algorithm
+        verity = self.verity
         subdirs = 0
         for name, child in items:
             cls = type(child)
@@ -262,11 +271,11 @@ class _Collector:
                 if child_node is None:
                     if cls is Device:
                         escape = self.escape_whiteouts and key not in self.stub_ids
-                        child_node = _leaf_inode(child, algorithm, escape)
+                        child_node = _leaf_inode(child, verity, escape)
                         if escape and child_node.kind == S_IFREG:
                             self.whiteouts.append((key, index))
                     else:
-                        child_node = _leaf_inode(child, algorithm, False)
+                        child_node = _leaf_inode(child, verity, False)
                     leaf_nodes[key] = child_node
                     child_node.place = index
                     nodes.append(child_node)
@@ -480,6 +489,7 @@ def _check_extended(node: _Inode) -> None:
 def _place_inodes_v1(nodes: List[_Inode], min_time: Tuple[int, int]) -> int:
     """Step 4: blocks, tails, compact or extended, padding and nid of every inode; returns the table end."""
     pos = _INODES_START
+    min_sec, min_nsec = min_time
     for node in nodes:
         kind = node.kind
         if kind == S_IFDIR:
@@ -496,8 +506,8 @@ def _place_inodes_v1(nodes: List[_Inode], min_time: Tuple[int, int]) -> int:
                 if node.tail > _HALF_BLOCK:
                     node.n_blocks += 1
                     node.tail = 0
-        node.compact = compact = ((node.mtime, node.nsec) == min_time and node.nlink <= _MAX_U16
-                                  and 0 <= node.uid <= _MAX_U16 and 0 <= node.gid <= _MAX_U16 and size <= _MAX_U32)
+        node.compact = compact = (node.mtime == min_sec and node.nsec == min_nsec and node.nlink <= 0xFFFF
+                                  and 0 <= node.uid <= 0xFFFF and 0 <= node.gid <= 0xFFFF and size <= 0xFFFFFFFF)
         if not compact:
             _check_extended(node)
         head = (32 if compact else 64) + node.xattr_size
@@ -536,9 +546,10 @@ def _emit_inodes_v1(nodes: List[_Inode], shared_base: int, out: List[bytes]) -> 
     """Padding, header, xattr area and inline tail of every V0/V1 inode, appended to ``out``."""
     compact_pack = L.COMPACT_INODE.pack
     extended_pack = L.EXTENDED_INODE.pack
-    xattr_header_pack = L.XATTR_HEADER.pack
     append = out.append
+    # the xattr header and the shared ids, in one pack per inode (by number of shared ids)
     packers: Dict[int, struct.Struct] = {}
+    null_chunk = L.NULL_CHUNK
     for ino, node in enumerate(nodes):
         kind = node.kind
         tail = node.tail
@@ -547,7 +558,7 @@ def _emit_inodes_v1(nodes: List[_Inode], shared_base: int, out: List[bytes]) -> 
         if kind == S_IFREG:
             size = node.size
             if node.chunks:
-                layout = L.LAYOUT_CHUNK_BASED << 1
+                layout = _CHUNK_BASED_FORMAT
                 u = (u & 0xFFFF0000) | node.rdev
         elif kind == S_IFDIR:
             size = node.n_blocks * _B + tail
@@ -567,19 +578,17 @@ def _emit_inodes_v1(nodes: List[_Inode], shared_base: int, out: List[bytes]) -> 
                                  node.mtime & _U64_MASK, node.nsec, node.nlink))
         if xattr_size:
             shared = node.shared
-            append(xattr_header_pack(~node.name_filter & _MAX_U32, len(shared)))
-            if shared:
-                count = len(shared)
-                packer = packers.get(count)
-                if packer is None:
-                    packer = packers[count] = struct.Struct("<%dI" % count)
-                append(packer.pack(*[(shared_base + offset) >> 2 for offset in shared]))
+            count = len(shared)
+            packer = packers.get(count)
+            if packer is None:
+                packer = packers[count] = struct.Struct(L.XATTR_HEADER.format + "%dI" % count)
+            append(packer.pack(~node.name_filter & 0xFFFFFFFF, count, *[(shared_base + offset) >> 2 for offset in shared]))
             append(node.local)
         if tail:
             if kind == S_IFDIR:
                 append(_dirent_block(node.chunk_lists[-1]))
             elif node.chunks:
-                append(L.NULL_CHUNK * node.chunks)
+                append(null_chunk if node.chunks == 1 else null_chunk * node.chunks)
             else:
                 append(node.data[len(node.data) - tail:])
 
@@ -642,20 +651,22 @@ def write_image(root: Directory, version: int = 1, algorithm=fsverity.SHA256) ->
     composefs-rs format. ``algorithm`` is the repository's fs-verity algorithm: external files'
     digests must have its size. Raises FormatError for trees an image cannot hold.
     """
-    if not isinstance(root, Directory):
-        raise FormatError("the root of an image must be a directory")
-    if version not in (0, 1, 2):
-        raise FormatError("unknown composefs image version %r (expected 0, 1 or 2)" % (version,))
-    directories: List[_Inode] = []
+    # The collector is paused before anything is allocated: a freshly parsed tree is ~10 young
+    # objects per file, and the pass our first allocation would start over them cost more than any
+    # step of the writer (bench/bench_erofs.py).
     with gc_paused():
+        directories: List[_Inode] = []
         try:
+            if not isinstance(root, Directory):
+                raise FormatError("the root of an image must be a directory")
             if version == 2:
                 return _write_v2(root, algorithm, directories)
-            return _write_v1(root, version, algorithm, directories)
+            if version in (0, 1):
+                return _write_v1(root, version, algorithm, directories)
+            raise FormatError("unknown composefs image version %r (expected 0, 1 or 2)" % (version,))
         finally:
             # A directory inode lists itself as "." and its parent as "..": break those cycles so
-            # that reference counting frees every inode before the collector runs again (else its
-            # next pass walks them all: ~15% of the run time in bench/bench_erofs.py).
+            # that reference counting frees every inode before the collector runs again.
             for node in directories:
                 node.entries = node.chunk_lists = None
             del directories[:]
@@ -665,6 +676,7 @@ def _collect_v2(root: Directory, algorithm, directories: List[_Inode]) -> List[_
     """V2: depth-first inode order (a directory, then its entries in name order, each subtree whole)."""
     root_node = _Inode(S_IFDIR, root.stat, 2)
     directories.append(root_node)
+    verity = _verity(algorithm)
     nodes = [root_node]
     leaf_nodes: Dict[int, _Inode] = {}
     seen_dirs = {id(root)}
@@ -687,7 +699,7 @@ def _collect_v2(root: Directory, algorithm, directories: List[_Inode]) -> List[_
                 break
             child_node = leaf_nodes.get(id(child))
             if child_node is None:
-                child_node = leaf_nodes[id(child)] = _leaf_inode(child, algorithm, False)
+                child_node = leaf_nodes[id(child)] = _leaf_inode(child, verity, False)
                 nodes.append(child_node)
             else:
                 child_node.nlink += 1
