@@ -575,7 +575,7 @@ def read_status(request: StatusRequest) -> StatusResult:
         "tags": tags,
         "findings": _unique(found),
     }
-    return StatusResult(data=data, warnings=_summary_warnings(result_deployments, data["findings"]))
+    return StatusResult(data=data, warnings=_summary_warnings(data["findings"]))
 
 
 def _unique(found: list) -> list:
@@ -590,14 +590,12 @@ def _unique(found: list) -> list:
     return result
 
 
-def _summary_warnings(result_deployments: list, found: list) -> tuple:
-    """A few sentences for ``module.warn``: the details stay in the result."""
-    warnings = ["deployment %s (%s): image unknown: %s" % (d["verity"], d["role"], "; ".join(d["warnings"]))
-                for d in result_deployments if d["metadata_source"] is None]
-    if found:
-        counts = {}
-        for item in found:
-            counts[item["code"]] = counts.get(item["code"], 0) + 1
-        warnings.append("%d finding(s) on this host: %s; see the 'findings' result"
-                        % (len(found), ", ".join("%s x%d" % item for item in sorted(counts.items()))))
-    return tuple(warnings)
+def _summary_warnings(found: list) -> tuple:
+    """One sentence for ``module.warn`` when anything was found: the details stay in the result."""
+    if not found:
+        return ()
+    counts = {}
+    for item in found:
+        counts[item["code"]] = counts.get(item["code"], 0) + 1
+    return ("%d finding(s) on this host: %s; see the 'findings' result"
+            % (len(found), ", ".join("%s x%d" % item for item in sorted(counts.items()))),)

@@ -369,7 +369,7 @@ def test_legacy_deployment_without_tag_or_imginfo_is_unresolved(sim_host):
     result = _read(sim_host)
     assert _codes(result) == ["unresolved-image"]
     assert result.data["deployments"][0]["metadata_source"] is None
-    assert any("image unknown" in text for text in result.warnings)
+    assert result.warnings == ("1 finding(s) on this host: unresolved-image x1; see the 'findings' result",)
 
 
 def test_unreferenced_tag_caveat_names_unresolved_deployments(sim_host):
