@@ -233,9 +233,11 @@ class _Importer:
                     pass  # the end-of-archive blocks and anything after them
                 blob.finish()
             except layout.DECOMPRESSION_ERRORS as err:
+                _blame_blob(blob)
                 raise FormatError("layer blob %s cannot be decompressed (%s): %s" % (descriptor.digest, descriptor.media_type, err),
                                   path=blob.path) from None
             except FormatError as err:
+                _blame_blob(blob)
                 err.message = "layer %s: %s" % (layer_id, err.message)
                 err.args = (err.message,)
                 err.with_path(blob.path)
@@ -258,6 +260,17 @@ class _Importer:
             blob.finish()
         self.bytes_done += size
         return streams.write_blob_stream(self.store, oci_digest.layer_stream_name(descriptor.digest), blob_id, size)
+
+
+def _blame_blob(blob: layout.VerifiedBlob) -> None:
+    """After a decompression or tar error: raise the digest mismatch instead when the blob is corrupted."""
+    try:
+        blob.finish()
+    except ComposefsError as err:
+        if err.partial_result.get("expected_digest"):
+            raise
+    except (OSError, EOFError):
+        pass
 
 
 def _tee(events, writer: splitstream.SplitStreamWriter):
