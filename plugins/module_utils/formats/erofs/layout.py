@@ -60,20 +60,43 @@ layout (0 FLAT_PLAIN: data in blocks from ``u``; 2 FLAT_INLINE: ``size // B`` bl
 the last ``size % B`` bytes right after the xattrs; 4 CHUNK_BASED: ``u`` low 5 bits = chunk bits -
 12, chunk table after the xattrs or in one block). ``u`` is the rdev of devices.
 
-====== ================= ===========================================================
-offset compact (32)      extended (64)
-====== ================= ===========================================================
-0      u16 format        u16 format
-2      u16 xattr_icount  u16 xattr_icount
-4      u16 mode          u16 mode
-6      u16 nlink         u16 reserved
-8      u32 size          u64 size
-12     u32 (mtime, 0)
-16     u32 u             u32 u (at 16)
-20     u32 ino           u32 ino (at 20)
-24     u16 uid, u16 gid  u32 uid, u32 gid (at 24, 28)
-28     4 reserved        u64 mtime (32), u32 mtime_nsec (40), u32 nlink (44), 16 reserved
-====== ================= ===========================================================
+Compact inode (32 bytes; its mtime is the superblock's build_time):
+
+====== ==== ==== ==========================================================
+offset size type field
+====== ==== ==== ==========================================================
+0      2    u16  format
+2      2    u16  xattr_icount
+4      2    u16  mode (type bits included)
+6      2    u16  nlink
+8      4    u32  size
+12     4    u32  mtime offset (0: composefs writers leave it unused)
+16     4    u32  u: first data block, rdev, or chunk format
+20     4    u32  ino
+24     2    u16  uid
+26     2    u16  gid
+28     4         reserved
+====== ==== ==== ==========================================================
+
+Extended inode (64 bytes):
+
+====== ==== ==== ==========================================================
+offset size type field
+====== ==== ==== ==========================================================
+0      2    u16  format
+2      2    u16  xattr_icount
+4      2    u16  mode
+6      2         reserved
+8      8    u64  size
+16     4    u32  u
+20     4    u32  ino
+24     4    u32  uid
+28     4    u32  gid
+32     8    u64  mtime (seconds, two's complement)
+40     4    u32  mtime_nsec
+44     4    u32  nlink
+48     16        reserved
+====== ==== ==== ==========================================================
 
 Xattr area, right after the inode header, ``0`` bytes if ``xattr_icount`` is 0 else
 ``12 + 4 * (xattr_icount - 1)``: u32 name_filter (an inverted bloom filter: bit

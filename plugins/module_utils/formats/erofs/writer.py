@@ -40,10 +40,14 @@ V0/V1, in the order mkcomposefs applies them:
 
 V2 (composefs-rs legacy): depth-first order (directory, then its entries in name order, recursing
 into subdirectories), extended inodes only, ``ino`` = nid, mtime_nsec 0, build_time 0, no stubs, no
-whiteout escaping, metacopy/redirect first then user xattrs in name order, shared xattrs in
-ascending (name index, suffix, value) order with absolute ids and ``xattr_blkaddr`` 0, external files
-with one chunk (chunk format 31), inline data never moved to blocks, inline-tail padding of
-``pad_inline_tail_v2``.
+whiteout escaping, ``lustre.`` is a known prefix, metacopy/redirect first then user xattrs in name
+order, every repeated xattr shared, in ascending (name index, suffix, value) order with absolute
+ids and ``xattr_blkaddr`` 0, external files with one null chunk (chunk format 31; none without a
+digest), inline data and symlink targets in the inode with the inline-tail padding of
+``pad_inline_tail_v2``. Two departures where composefs-rs would write what fsck.erofs rejects (it
+never does for the trees it builds: it inlines at most 64 bytes): inline files of 4096 bytes or
+more keep their full blocks apart, and a tail that still crosses a block boundary after the
+padding goes to a data block.
 
 Deliberate differences from mkcomposefs (it reads them from the dumpfile, we derive them from the
 tree): ``nlink`` of leaves, and which path of a hardlinked leaf is the "original" (see step 2).
@@ -86,10 +90,19 @@ S_IFREG, S_IFDIR, S_IFLNK = 0o100000, 0o040000, 0o120000
 S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK = 0o020000, 0o060000, 0o010000, 0o140000
 _STUB_NAMES = [b"%02x" % i for i in range(256)]
 _DOT_NAMES = (b".", b"..")
-
-
 _ZEROS = bytes(_B)
 _U16 = struct.Struct("<H")
+_FILE_TYPES = L.FILE_TYPE_BY_IFMT
+_OVERLAY_PREFIX = L.XATTR_OVERLAY_PREFIX
+_METACOPY = L.XATTR_METACOPY
+_CHUNK_BASED_FORMAT = L.LAYOUT_CHUNK_BASED << 1  # data layout as placed in the format field
+_REDIRECT = L.XATTR_REDIRECT
+_ESCAPED_PREFIX = L.XATTR_ESCAPED_PREFIX
+_MAX_XATTR_AREA = L.xattr_area_size(_MAX_U16)
+# what a directory holding a user whiteout gets (mkcomposefs adds the opaque pair from version 1 on,
+# and any tree with a whiteout is written as version 1 or later)
+_WHITEOUT_DIR_PAIRS = [(L.XATTR_ESCAPED_WHITEOUTS, b""), (L.XATTR_USER_WHITEOUTS, b""),
+                       (L.XATTR_ESCAPED_OPAQUE, b"x"), (L.XATTR_USER_OPAQUE, b"x")]
 
 
 class _Inode:
@@ -120,18 +133,6 @@ class _Inode:
             self.pairs = list(xattrs.items())
 
 
-_OVERLAY_PREFIX = L.XATTR_OVERLAY_PREFIX
-_METACOPY = L.XATTR_METACOPY
-_CHUNK_BASED_FORMAT = L.LAYOUT_CHUNK_BASED << 1  # data layout as placed in the format field
-_REDIRECT = L.XATTR_REDIRECT
-_ESCAPED_PREFIX = L.XATTR_ESCAPED_PREFIX
-_MAX_XATTR_AREA = L.xattr_area_size(_MAX_U16)
-# what a directory holding a user whiteout gets (mkcomposefs adds the opaque pair from version 1 on,
-# and any tree with a whiteout is written as version 1 or later)
-_WHITEOUT_DIR_PAIRS = [(L.XATTR_ESCAPED_WHITEOUTS, b""), (L.XATTR_USER_WHITEOUTS, b""),
-                       (L.XATTR_ESCAPED_OPAQUE, b"x"), (L.XATTR_USER_OPAQUE, b"x")]
-
-
 def _check_names(entries: Dict[bytes, object]) -> None:
     """Raise FormatError unless every entry name is 1..255 bytes without '/' or NUL, not . or .."""
     if not entries:
@@ -141,10 +142,6 @@ def _check_names(entries: Dict[bytes, object]) -> None:
             or b"" in entries or b"." in entries or b".." in entries):
         bad = [name for name in entries if not name or len(name) > 255 or b"/" in name or b"\0" in name or name in _DOT_NAMES]
         raise FormatError("invalid directory entry name %r" % (bad[0] if bad else b"",))
-
-
-def _is_whiteout(leaf) -> bool:
-    return isinstance(leaf, Device) and leaf.rdev == 0 and leaf.stat.mode & L.S_IFMT == S_IFCHR
 
 
 def _verity(algorithm) -> Tuple[int, bytes, object]:
@@ -537,9 +534,6 @@ def _place_inodes_v1(nodes: List[_Inode], min_time: Tuple[int, int]) -> int:
 def _dirent_block(chunk) -> bytes:
     file_types = _FILE_TYPES
     return L.encode_dirents([(name, node.nid, file_types[node.kind]) for name, node in chunk])
-
-
-_FILE_TYPES = L.FILE_TYPE_BY_IFMT
 
 
 def _emit_inodes_v1(nodes: List[_Inode], shared_base: int, out: List[bytes]) -> None:
