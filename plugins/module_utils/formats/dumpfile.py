@@ -37,7 +37,9 @@ of a hardlink line from the target; readers ignore all of them except PAYLOAD.
 
 Reading normalises like ``mkcomposefs`` does when it builds an image: a file with CONTENT is inline
 (PAYLOAD and DIGEST are ignored), a file of SIZE 0 is empty (PAYLOAD and DIGEST are ignored),
-anything else is external. Deliberately stricter than ``mkcomposefs``: paths must be canonical
+anything else is external (a PAYLOAD other than the DIGEST's object path is kept as
+``RegularFile.backing_path``); SIZE of symlinks, devices, fifos and sockets and RDEV of non-devices
+are ignored, as mkcomposefs ignores them. Deliberately stricter than ``mkcomposefs``: paths must be canonical
 (no ``//``, ``.``, ``..``), a duplicate or missing parent is an error, nanoseconds must be below
 10**9, uid/gid must fit 32 bits, xattr keys must be 1..255 bytes without NUL. Empty lines are
 skipped. Not supported: NUL bytes in paths or symlink targets (they cannot exist on Linux).
