@@ -39,7 +39,8 @@ Reading normalises like ``mkcomposefs`` does when it builds an image: a file wit
 (PAYLOAD and DIGEST are ignored), a file of SIZE 0 is empty (PAYLOAD and DIGEST are ignored),
 anything else is external (a PAYLOAD other than the DIGEST's object path is kept as
 ``RegularFile.backing_path``); SIZE of symlinks, devices, fifos and sockets and RDEV of non-devices
-are ignored, as mkcomposefs ignores them. Deliberately stricter than ``mkcomposefs``: paths must be canonical
+are ignored (images do not store them; mkcomposefs only lets a SIZE above 4 GiB turn such an inode
+into an extended one). Deliberately stricter than ``mkcomposefs``: paths must be canonical
 (no ``//``, ``.``, ``..``), a duplicate or missing parent is an error, nanoseconds must be below
 10**9, uid/gid must fit 32 bits, xattr keys must be 1..255 bytes without NUL. Empty lines are
 skipped. Not supported: NUL bytes in paths or symlink targets (they cannot exist on Linux).
