@@ -303,11 +303,12 @@ DAMAGE = [
 ]
 
 
+@pytest.mark.parametrize("usage", [False, True], ids=["streams", "deep"])
 @pytest.mark.parametrize("damage", DAMAGE, ids=[d.__name__[len("_damage_"):] for d in DAMAGE])
-def test_every_damage_is_a_finding(three_deployments, damage):
+def test_every_damage_is_a_finding(three_deployments, damage, usage):
     host, images = three_deployments
     code, path = damage(host, images)
-    result = _read(host)
+    result = _read(host, usage=usage)
     found = _finding(result, code)
     if path is not None:
         assert path in [f["path"] for f in found], found
