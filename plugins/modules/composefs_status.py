@@ -37,7 +37,10 @@ options:
     description:
       - Also count the repository's objects and their bytes (apparent and allocated), streams,
         images and tags, listing every C(objects/<xx>/) directory once.
-      - Takes time proportional to the number of objects, so it is off by default.
+      - Also parse the EROFS images of the deployments and check that every object they name exists
+        (without it, the objects named by the image layers are checked, which are the same ones
+        for images that composefs tools wrote).
+      - Takes time proportional to the number of objects and files, so it is off by default.
       - With it, names under C(objects/) that are no object are reported as C(invalid-object) findings.
     type: bool
     default: false

@@ -39,9 +39,11 @@ Findings raised here, about the repository (never fatal):
 | ``invalid-object`` | a name under ``objects/<xx>/`` that is no object (only looked at with ``usage``) |
 
 Cost: without ``usage`` the repository is read only where a deployment points (its manifest,
-config and layer splitstreams and the objects they name) plus one ``readlink`` per ref and entry;
-with ``usage`` every ``objects/<xx>/`` directory is listed once with ``os.scandir`` and the
-existence checks become set lookups.
+config and layer splitstreams; the objects they name are checked for existence, not read) plus
+one ``readlink`` per ref and entry. Existence checks are single lookups while few, else one
+listing of ``objects/``. With ``usage`` every ``objects/<xx>/`` directory is listed once with
+``os.scandir`` (counts, sizes) and the live deployments' EROFS images are parsed too
+(``oci.image.image_object_closure``), to check every object they name.
 """
 
 from __future__ import annotations
