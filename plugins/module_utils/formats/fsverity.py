@@ -110,8 +110,8 @@ _NO_VERITY_SUPPORT = frozenset((errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL))
 # sha256), small enough to stay in the CPU cache between the copy and the hashing.
 _READ_SIZE = 1 << 20
 _READ_SLICES = tuple(slice(offset, offset + BLOCK_SIZE) for offset in range(0, _READ_SIZE, BLOCK_SIZE))
-# digest_path with threads=None hashes in parallel only from this size on, giving each worker at
-# least this much: below it, starting a worker costs more than it saves.
+# digest_path with threads=None uses one worker per this many bytes of file (and per CPU): a
+# forked worker costs about 0.3 ms, hashing 8 MiB about 6 ms (sha256) on the benchmark VM.
 _PARALLEL_MIN_BYTES = 8 << 20
 _MAX_AUTO_WORKERS = 8
 
@@ -271,7 +271,8 @@ class FsVerityHasher:
             whole = len(pending) - len(pending) % BLOCK_SIZE
             if not whole:
                 return
-            hashes = _hash_blocks(self._hashing, pending, 0, whole)
+            with memoryview(pending) as view:  # released before the resize below
+                hashes = _hash_blocks(self._hashing, view, 0, whole)
             count = whole // BLOCK_SIZE
             del pending[:whole]
             level += 1
