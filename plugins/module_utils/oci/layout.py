@@ -34,7 +34,6 @@ Layer blobs are decompressed by media type: ``...tar`` (none), ``...tar+gzip`` (
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import platform as _platform

@@ -76,7 +76,7 @@ def ordered_erofs_refs(erofs_refs: dict) -> list:
 def write_config_stream(repo, config_digest: str, config_bytes: bytes, layer_refs, erofs_refs=None) -> str:
     """Store the config stream (``layer_refs``: ``[(diff_id, object id)]`` in config order); return its object id."""
     oci_digest.check_digest(oci_digest.sha256_digest(config_bytes), config_digest, "config JSON")
-    named = [(diff_id, object_id) for diff_id, object_id in layer_refs]
+    named = list(layer_refs)
     named.extend(ordered_erofs_refs(erofs_refs or {}))
     blob_id = repo.ensure_object(config_bytes)
     data = encode_external_stream(repo.algorithm, splitstream.CONTENT_TYPE_OCI_CONFIG, blob_id, len(config_bytes), named)
@@ -110,8 +110,8 @@ def rewrite_image_streams(repo, image: OciImage, erofs_refs: dict) -> tuple:
     """
     missing = [layer.diff_id for layer in image.layers if layer.object_id is None]
     if missing:
-        raise DanglingRefError("image %s names no layer stream for %s; pull the image again" % (image.manifest_digest,
-                                                                                            ", ".join(missing)))
+        raise DanglingRefError("image %s names no layer stream for %s; pull the image again"
+                               % (image.manifest_digest, ", ".join(missing)))
     layer_refs = [(layer.diff_id, layer.object_id) for layer in image.layers]
     config_id = write_config_stream(repo, image.config_digest, image.config_bytes, layer_refs, erofs_refs)
     manifest_id = write_manifest_stream(repo, image.manifest_digest, image.manifest_bytes, image.config_digest,

@@ -65,8 +65,8 @@ def make_repo(tmp_path):
     repository = _module("plugins.module_utils.repository.repo")
 
     def make(algorithm=None, erofs_default=1, erofs_extra=(), name="repo"):
-        repo = repository.Repository.init(str(tmp_path / name), algorithm=algorithm or fsverity.SHA256, erofs_default=erofs_default,
-                               erofs_extra=erofs_extra)
+        repo = repository.Repository.init(str(tmp_path / name), algorithm=algorithm or fsverity.SHA256,
+                                          erofs_default=erofs_default, erofs_extra=erofs_extra)
         opened.append(repo)
         return repo
 

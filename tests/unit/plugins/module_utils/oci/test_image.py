@@ -37,7 +37,7 @@ def test_open_image(imported, how, layouts):
     repo, info, result = imported
     ref = {"tag": "quay.io/x/multi:1", "digest": info["manifest_digest"], "at-digest": "@" + info["manifest_digest"]}[how]
     opened = image.open_image(repo, ref)
-    layout_dir, _ = layouts.get("gzip")
+    layout_dir, _unused = layouts.get("gzip")
     assert opened.manifest_digest == info["manifest_digest"] and opened.config_digest == info["config_digest"]
     assert opened.manifest_bytes == images.blob_path(layout_dir, info["manifest_digest"]).read_bytes()
     assert opened.config_bytes == images.blob_path(layout_dir, info["config_digest"]).read_bytes()

@@ -95,11 +95,11 @@ def test_entries_refs_and_objects(layouts, make_repo, algorithm):
     assert _link(repo.path, "images", result.image_object_id) == _object_link(result.image_object_id)
     assert sorted(os.listdir(os.path.join(repo.path, "images"))) == [result.image_object_id]
     # named refs of config and manifest
-    config_stream, _ = _reassemble(repo.path, "oci-config-" + cd)
+    config_stream, _data = _reassemble(repo.path, "oci-config-" + cd)
     assert config_stream.content_type == splitstream.CONTENT_TYPE_OCI_CONFIG
     assert {k: v.hex() for k, v in config_stream.named_refs.items()} == dict(result.layer_object_ids, **{IMAGE_KEY_V1: result.image_object_id})
     assert [r.hex() for r in config_stream.stream_refs] == [result.layer_object_ids[d] for d in info["diff_ids"]] + [result.image_object_id]
-    manifest_stream, _ = _reassemble(repo.path, "oci-manifest-" + md)
+    manifest_stream, _data = _reassemble(repo.path, "oci-manifest-" + md)
     assert manifest_stream.content_type == splitstream.CONTENT_TYPE_OCI_MANIFEST
     assert {k: v.hex() for k, v in manifest_stream.named_refs.items()} == dict(result.layer_object_ids, **{"config:" + cd: result.config_object_id})
     assert manifest_stream.stream_refs[0].hex() == result.config_object_id
