@@ -97,7 +97,10 @@ split stream. One pass over a layer, writing the split stream and collecting its
                 writer.write_external(event[1], event[2])
             yield event
 
-    entries = list(iter_layer_entries(tee(split_tar(stream, store_object))))
+    events = tee(split_tar(stream, store_object))
+    entries = list(iter_layer_entries(events))
+    for _event in events:  # iter_layer_entries stops at the end-of-archive marker: write the rest too
+        pass
 
 Inline thresholds
 -----------------

@@ -71,7 +71,7 @@ TAR_BUFFER_BYTES = 1 << 20
 class ImportResult:
     """What :func:`import_oci_layout` did.
 
-    ``objects_stored``/``bytes_stored`` count every object handed to the object store during this
+    ``object_count``/``bytes_written`` count every object handed to the object store during this
     import (file contents, splitstreams, JSON, EROFS images), whether or not an identical object
     was already there; a no-op import stores nothing.
     """
@@ -83,8 +83,8 @@ class ImportResult:
     layer_object_ids: dict = field(default_factory=dict)
     layers_fetched: tuple = ()
     layers_reused: tuple = ()
-    objects_stored: int = 0
-    bytes_stored: int = 0
+    object_count: int = 0
+    bytes_written: int = 0
     image_object_id: str | None = None
     erofs_refs: dict = field(default_factory=dict)
     is_container_image: bool = True
@@ -110,7 +110,7 @@ class ImportResult:
 
 
 class _CountingStore:
-    """The repository, with every object store counted (see ``ImportResult.objects_stored``)."""
+    """The repository, with every object store counted (see ``ImportResult.object_count``)."""
 
     def __init__(self, repo) -> None:
         self._repo = repo
@@ -415,5 +415,5 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
         result.tag_changed = repo.stream_ref_target(tags.tag_ref(tag)) != manifest_stream
         if result.tag_changed:
             tags.tag_image(repo, manifest_digest, tag)
-    result.objects_stored, result.bytes_stored = job.store.objects, job.store.bytes
+    result.object_count, result.bytes_written = job.store.objects, job.store.bytes
     return result
