@@ -16,6 +16,12 @@ entries, ``layers.py`` merges the layers in ``rootfs.diff_ids`` order and applie
 
 The layer streams are read by the object ids the config stream names; like composefs-rs with a
 known config verity, the layers' diff_ids are not re-hashed here (the importer checked them).
+
+Writing a tree's EROFS images (:func:`write_erofs_images`, composefs-rs ``commit_images``): one
+image per format the repository asks for (``meta.json`` ``erofs_formats``: the default first, then
+the extras; V0 is never written, a V0 default is refused), each stored as an object; then one
+``syncfs``; then the ``images/<hex>`` entries, so an entry never names data that is not on disk.
+Nothing names the images until the caller rewrites the config stream.
 """
 
 from __future__ import annotations

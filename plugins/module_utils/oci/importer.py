@@ -53,6 +53,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
     BOOT_IMAGE_REF_KEY,
     image_ref_key,
     is_erofs_ref_key,
+    parse_diff_ids,
     parse_json_document,
     read_config,
     read_manifest,
@@ -304,11 +305,7 @@ def _existing_layer(repo, layer_id: str, config) -> str | None:
 
 
 def _layer_ids(document: dict, config_digest: str, layer_count: int) -> tuple:
-    rootfs = document.get("rootfs")
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    if not isinstance(diff_ids, list):
-        raise FormatError("config %s has no rootfs.diff_ids list" % config_digest)
-    result = tuple(oci_digest.validate_digest(d, "diff_id in config %s" % config_digest) for d in diff_ids)
+    result = parse_diff_ids(document, config_digest)
     if len(result) != layer_count:
         raise FormatError("config %s lists %d diff_ids but the manifest has %d layers" % (config_digest, len(result), layer_count))
     for diff_id in result:

@@ -365,3 +365,20 @@ def test_layer_with_a_long_trailer_reassembles(make_repo, tmp_path):
     _stream, data = _reassemble(repo.path, "oci-layer-" + info["diff_ids"][0])
     assert data == images.decompress_blob(images.blob_path(str(tmp_path / "l"), info["layers"][0]["digest"]),
                                           info["layers"][0]["mediaType"])
+
+
+def test_sha512_content_digests_are_refused(layouts, make_repo, tmp_path):
+    layout_dir, info = layouts.get("none")
+    copy = tmp_path / "copy"
+    images.run(["cp", "-a", layout_dir, str(copy)])
+    manifest = images.blob_path(copy, info["manifest_digest"]).read_bytes()
+    sha512 = hashlib.sha512(manifest).hexdigest()
+    (copy / "blobs" / "sha512").mkdir()
+    (copy / "blobs" / "sha512" / sha512).write_bytes(manifest)
+    index = json.loads((copy / "index.json").read_text())
+    index["manifests"][0]["digest"] = "sha512:" + sha512
+    (copy / "index.json").write_text(json.dumps(index))
+    repo = make_repo()
+    with pytest.raises(ComposefsError, match="sha512.*cannot be verified"):
+        importer.import_oci_layout(repo, str(copy))
+    assert _entries(repo.path, "streams") == []
