@@ -221,14 +221,6 @@ def _where(repo, stream_name: str | None, object_id: str) -> str:
     return "%s/%s (objects/%s/%s)" % (repo.path, name, object_id[:2], object_id[2:])
 
 
-def _stream_name_of_key(key: str) -> str | None:
-    """The stream name a manifest or config named-ref key points at (``config:<d>``, ``<diff_id>``)."""
-    config_digest = oci_digest.parse_config_ref_name(key)
-    if config_digest is not None:
-        return oci_digest.config_stream_name(config_digest)
-    return oci_digest.layer_stream_name(key) if oci_digest.is_digest(key) else None
-
-
 def read_stream_object(repo, object_id: str, content_type: int | None = None,
                        stream_name: str | None = None) -> splitstream.SplitStream:
     """Parse the splitstream stored as object ``object_id``; FormatError for another ``content_type``."""
@@ -401,34 +393,39 @@ def find_manifests_by_erofs(repo, object_id: str) -> list:
 
 
 def image_object_closure(repo, manifest_digest: str) -> frozenset:
-    """Return every object id the image of ``manifest_digest`` keeps alive.
+    """Return every object id the image of ``manifest_digest`` keeps alive, as the garbage collector walks it.
 
-    Manifest, config and layer stream objects, the objects they reference (JSON, file contents),
-    the EROFS image objects of the config's ``composefs.image*`` refs and the objects those images
-    name. DanglingRefError when a stream or image on the way is missing (an incomplete image).
+    From the manifest stream's entry: each stream object, its object refs (JSON, file contents),
+    its named refs; a named ref leads into another stream only when a ``streams/`` entry names that
+    object (composefs-rs GC, spec section 12.2 step 6: after a crash between a config and a
+    manifest rewrite, the older config's refs are not followed); ``composefs.image*`` refs add the
+    EROFS image object and every object the image names. DanglingRefError when a stream or an
+    EROFS image on the way is missing.
     """
+    names_by_id = {entry.object_id: entry.name for entry in repo.list_stream_entries() if entry.object_id}
     live = set()
     name = oci_digest.manifest_stream_name(manifest_digest)
     todo = [(repo.stream_object_id(name), name)]
-    seen_streams = set()
     while todo:
         object_id, name = todo.pop()
-        if object_id in seen_streams:
+        if object_id in live:
             continue
-        seen_streams.add(object_id)
         live.add(object_id)
         stream = read_stream_object(repo, object_id, stream_name=name)
         live.update(raw.hex() for raw in stream.object_refs)
         for key, raw in sorted(stream.named_refs.items()):
             ref_id = raw.hex()
-            if is_erofs_ref_key(key):
-                live.add(ref_id)
-                try:
-                    image_bytes = repo.read_object(ref_id)
-                except DanglingRefError as err:
-                    raise DanglingRefError("EROFS image %s (%s) named by this stream is missing" % (ref_id, key),
-                                           path=_where(repo, name, object_id)) from err
-                live.update(raw_ref.hex() for raw_ref in erofs_reader.referenced_objects(image_bytes, repo.algorithm))
-            else:
-                todo.append((ref_id, _stream_name_of_key(key)))
+            if not is_erofs_ref_key(key):
+                if ref_id in names_by_id:
+                    todo.append((ref_id, names_by_id[ref_id]))
+                else:
+                    live.add(ref_id)  # kept, its content not walked
+                continue
+            live.add(ref_id)
+            try:
+                image_bytes = repo.read_object(ref_id)
+            except DanglingRefError as err:
+                raise DanglingRefError("EROFS image %s (%s) named by this stream is missing" % (ref_id, key),
+                                       path=_where(repo, name, object_id)) from err
+            live.update(raw_ref.hex() for raw_ref in erofs_reader.referenced_objects(image_bytes, repo.algorithm))
     return frozenset(live)

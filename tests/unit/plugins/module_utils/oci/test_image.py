@@ -178,3 +178,22 @@ def test_closure_of_sha512_repo(layouts, make_repo):
     result = importer.import_oci_layout(repo, layout_dir)
     assert image.image_object_closure(repo, result.manifest_digest) == _all_objects(repo.path)
     assert all(len(o) == 128 for o in _all_objects(repo.path))
+
+
+def test_closure_follows_refs_into_streams_only_through_entries(layouts, make_repo):
+    """A crash between the config and the manifest rewrite leaves the manifest naming the older config object,
+    which has no streams/ entry any more: the collector keeps that object but does not walk it (spec 12.2)."""
+    repo = make_repo()
+    layout_dir, _info = layouts.get("boot")
+    result = importer.import_oci_layout(repo, layout_dir, tag="os:1")
+    boot.generate_boot_image(repo, result.manifest_digest)
+    entry = os.path.join(repo.path, "streams", "oci-manifest-" + result.manifest_digest)
+    os.unlink(entry)
+    os.symlink("../objects/%s/%s" % (result.manifest_object_id[:2], result.manifest_object_id[2:]), entry)
+    closure = image.image_object_closure(repo, result.manifest_digest)
+    assert result.config_object_id in closure and result.image_object_id not in closure
+    assert set(result.layer_object_ids.values()) <= closure
+    layer_objects = set()
+    for object_id in result.layer_object_ids.values():
+        layer_objects.update(r.hex() for r in image.read_stream_object(repo, object_id).object_refs)
+    assert layer_objects <= closure
