@@ -31,10 +31,15 @@ symlink replace). Objects are never fsynced one by one. A layer whose entry exis
 again, so an interrupted import resumes where it stopped.
 
 Every blob is checked while it is read (size and sha256, ``layout.VerifiedBlob``), and a layer's
-uncompressed sha256 must be its diff_id, before anything names it. Unlike composefs-rs, which
-regenerates the EROFS and rewrites config and manifest on every pull, an image whose streams and
-EROFS refs are all in place is left untouched: a second import is a no-op that reports what it
-reused. zstd layers are inflated in memory (``formats/zstd.py`` has no streaming decoder yet).
+uncompressed sha256 must be its diff_id, before anything names it.
+
+Differences from composefs-rs, same end state: it writes config and manifest streams without
+EROFS refs, then generates the EROFS and rewrites both; here a fresh import writes them once,
+refs included (no superseded stream objects). It regenerates the EROFS and rewrites config and
+manifest on every pull; here an image whose streams and EROFS refs are all in place is left
+untouched, so a second import is a no-op that reports what it reused. Layers are read one after
+the other (composefs-rs: in parallel, largest first). zstd layers are inflated in memory
+(``formats/zstd.py`` has no streaming decoder yet).
 """
 
 from __future__ import annotations
