@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pathlib
+import struct
 import tarfile
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -225,6 +226,148 @@ def write_bootc_image(layout_dir, version="1", name="simos", tag=None, **kwargs)
         layout_dir, bootc_rootfs_layers(name=name, version=version, **layer_args), tag=tag or version,
         labels={"containers.bootc": "1", "ostree.bootable": "1"},
         annotations={"org.opencontainers.image.version": "%s.%s" % (name, version)}, **kwargs)
+
+
+# -- PE images and UKIs ---------------------------------------------------------------------------
+#
+# A UKI (Unified Kernel Image, UAPI Boot Loader Specification Type #2) is a PE/COFF EFI application
+# whose named sections carry the kernel (.linux), the initrd (.initrd), the command line (.cmdline)
+# and os-release (.osrel). bootc and composefs-boot only ever *read sections* of it (by name, through
+# the section table), so the images built here are structurally valid PE32+ files with those
+# sections and no code at all: they parse with objdump and composefs-boot's section reader, but no
+# firmware could run them. All integers little-endian.
+
+PE_DOS_HEADER_BYTES = 64            # "MZ" ... e_lfanew (u32 at 0x3c); no DOS stub program
+PE_OPTIONAL_HEADER_BYTES = 240      # PE32+ standard + Windows fields + 16 data directories
+PE_SECTION_HEADER_BYTES = 40
+PE_FILE_ALIGNMENT = 0x200
+PE_SECTION_ALIGNMENT = 0x1000
+PE_MACHINE_X86_64 = 0x8664
+PE_SUBSYSTEM_EFI_APPLICATION = 10
+# IMAGE_FILE_EXECUTABLE_IMAGE | LINE_NUMS_STRIPPED | LARGE_ADDRESS_AWARE | DEBUG_STRIPPED
+PE_CHARACTERISTICS = 0x0002 | 0x0004 | 0x0020 | 0x0200
+# IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ
+PE_SECTION_CHARACTERISTICS = 0x00000040 | 0x40000000
+
+
+def _align(value, alignment):
+    return (value + alignment - 1) // alignment * alignment
+
+
+def build_pe(sections):
+    """Return a minimal PE32+ EFI application holding ``sections`` (``[(name, bytes)]``, names <= 8 bytes).
+
+    No code, no relocations: only the headers and section table a section reader needs.
+    """
+    header_bytes = PE_DOS_HEADER_BYTES + 4 + 20 + PE_OPTIONAL_HEADER_BYTES + PE_SECTION_HEADER_BYTES * len(sections)
+    size_of_headers = _align(header_bytes, PE_FILE_ALIGNMENT)
+    table, body = [], []
+    file_offset = size_of_headers
+    virtual_address = PE_SECTION_ALIGNMENT
+    for name, data in sections:
+        raw_name = name.encode("ascii")
+        if len(raw_name) > 8:
+            raise ValueError("PE section name %r is longer than 8 bytes" % (name,))
+        raw_size = _align(len(data), PE_FILE_ALIGNMENT)
+        table.append(struct.pack("<8sIIIIIIHHI", raw_name, len(data), virtual_address, raw_size, file_offset,
+                                 0, 0, 0, 0, PE_SECTION_CHARACTERISTICS))
+        body.append(data + b"\0" * (raw_size - len(data)))
+        file_offset += raw_size
+        virtual_address += _align(max(len(data), 1), PE_SECTION_ALIGNMENT)
+    dos = bytearray(PE_DOS_HEADER_BYTES)
+    dos[0:2] = b"MZ"
+    struct.pack_into("<I", dos, 0x3C, PE_DOS_HEADER_BYTES)
+    coff = struct.pack("<HHIIIHH", PE_MACHINE_X86_64, len(sections), 0, 0, 0, PE_OPTIONAL_HEADER_BYTES, PE_CHARACTERISTICS)
+    optional = struct.pack(
+        "<HBBIIIIIQIIHHHHHHIIIIHHQQQQII",
+        0x20B, 2, 40, 0, file_offset - size_of_headers, 0, 0, 0,   # magic, linker, code/data sizes, entry, code base
+        0x10000000, PE_SECTION_ALIGNMENT, PE_FILE_ALIGNMENT,        # image base, alignments
+        0, 0, 0, 0, 0, 0, 0,                                        # OS/image/subsystem versions, Win32VersionValue
+        virtual_address, size_of_headers, 0,                        # SizeOfImage, SizeOfHeaders, CheckSum
+        PE_SUBSYSTEM_EFI_APPLICATION, 0,                            # subsystem, DLL characteristics
+        0x100000, 0x1000, 0x100000, 0x1000, 0, 16)                  # stack/heap sizes, loader flags, 16 directories
+    optional += b"\0" * (PE_OPTIONAL_HEADER_BYTES - len(optional))
+    head = bytes(dos) + b"PE\0\0" + coff + optional + b"".join(table)
+    return head + b"\0" * (size_of_headers - len(head)) + b"".join(body)
+
+
+def read_pe_sections(data):
+    """Return ``{section name: bytes}`` of a PE image (the inverse of :func:`build_pe`, for checks)."""
+    pe_offset = struct.unpack_from("<I", data, 0x3C)[0]
+    if data[:2] != b"MZ" or data[pe_offset:pe_offset + 4] != b"PE\0\0":
+        raise ValueError("not a PE image")
+    count, optional_bytes = struct.unpack_from("<2xH12xH", data, pe_offset + 4)
+    table = pe_offset + 4 + 20 + optional_bytes
+    sections = {}
+    for index in range(count):
+        name, vsize, _va, _raw, pointer = struct.unpack_from("<8sIIII", data, table + index * PE_SECTION_HEADER_BYTES)
+        sections[name.rstrip(b"\0").decode("ascii")] = data[pointer:pointer + vsize]
+    return sections
+
+
+def build_uki(cmdline, os_release, linux, initrd, uname=None):
+    """A UKI-shaped PE image: ``.osrel``, ``.cmdline``, (``.uname``), ``.linux``, ``.initrd`` sections."""
+    sections = [(".osrel", os_release), (".cmdline", cmdline.encode() if isinstance(cmdline, str) else cmdline)]
+    if uname:
+        sections.append((".uname", uname.encode()))
+    sections += [(".linux", linux), (".initrd", initrd)]
+    return build_pe(sections)
+
+
+def build_uki_addon(cmdline):
+    """A UKI addon (PE image with only a ``.cmdline`` section), as ``ukify`` builds for ``*.addon.efi``."""
+    return build_pe([(".cmdline", cmdline.encode() if isinstance(cmdline, str) else cmdline)])
+
+
+def bootc_os_release(name="simos", version="1"):
+    """The ``/usr/lib/os-release`` bytes of :func:`bootc_rootfs_layers` for ``name``/``version``."""
+    return ("NAME=\"Sim OS\"\nID=%s\nVERSION_ID=%s\nPRETTY_NAME=\"Sim OS %s\"\n" % (name, version, version)).encode()
+
+
+def default_kernel(kernel_version="6.12.0-sim"):
+    """``(vmlinuz, initramfs)`` bytes :func:`bootc_rootfs_layers` uses for ``kernel_version``."""
+    return ((b"vmlinuz for " + kernel_version.encode() + b"\n") * 64,
+            (b"initramfs for " + kernel_version.encode() + b"\n") * 64)
+
+
+def uki_layer(uki_name, uki, addons=None):
+    """A layer adding ``/boot/EFI/Linux/<uki_name>.efi`` and its addons (``{name: bytes}``) in
+    ``<uki_name>.efi.extra.d/<name>.addon.efi``, where composefs-boot looks for UKIs."""
+    entries = [("dir", "boot/EFI"), ("dir", "boot/EFI/Linux"), ("file", "boot/EFI/Linux/%s.efi" % uki_name, uki)]
+    if addons:
+        extra = "boot/EFI/Linux/%s.efi.extra.d" % uki_name
+        entries.append(("dir", extra))
+        for addon_name, data in sorted(addons.items()):
+            entries.append(("file", "%s/%s.addon.efi" % (extra, addon_name), data))
+    return entries
+
+
+def write_bootc_uki_image(layout_dir, version="1", name="simos", uki=b"", uki_name=None, addons=None, tag=None, **kwargs):
+    """:func:`write_bootc_image` plus a third layer holding a UKI (and addons) under ``/boot/EFI/Linux``.
+
+    composefs-boot empties ``/boot`` in the boot image, so this image's boot EROFS is the same as
+    that of :func:`write_bootc_image` with the same arguments: a UKI can carry ``composefs=<verity>``
+    computed from the image without it (the two-stage build UKI images use).
+    """
+    layer_args = {k: kwargs.pop(k) for k in ("kernel", "initrd", "payload", "kernel_version") if k in kwargs}
+    layers = bootc_rootfs_layers(name=name, version=version, **layer_args)
+    layers.append(uki_layer(uki_name or "%s-%s" % (name, version), uki, addons))
+    return write_image(
+        layout_dir, layers, tag=tag or version,
+        labels={"containers.bootc": "1", "ostree.bootable": "1"},
+        annotations={"org.opencontainers.image.version": "%s.%s" % (name, version)}, **kwargs)
+
+
+def app_layers(name="app", version="1", payload=None):
+    """One small layer of an application (non-bootc) image: a binary, a config file, a data file."""
+    layer = [
+        ("dir", "usr"), ("dir", "usr/bin"), ("file", "usr/bin/%s" % name, b"#!fake %s %s\n" % (name.encode(), version.encode()) + b"\0" * 300,
+                                             {"mode": 0o755}),
+        ("dir", "etc"), ("file", "etc/%s.conf" % name, b"version=%s\n" % version.encode()),
+    ]
+    if payload:
+        layer.append(("file", "usr/share/%s-%s.bin" % (name, version), payload))
+    return [layer]
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use
