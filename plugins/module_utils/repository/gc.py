@@ -842,24 +842,32 @@ def _intersect(plan: RepoGcPlan, fresh: RepoGcPlan) -> tuple:
     return tuple(r for r, _s in keep), tuple(s for _r, s in keep), unlink, prune
 
 
-def apply_repository_gc(repo, plan: RepoGcPlan, timeout: float | None = None, step: Callable | None = None) -> RepoGcResult:
+def apply_repository_gc(repo, plan: RepoGcPlan, timeout: float | None = None, step: Callable | None = None,
+                        extra_images=(), extra_streams=()) -> RepoGcResult:
     """Execute ``plan`` on ``repo`` (open writable, the one handle of this process) under ``LOCK_EX``.
 
     PlanError when the plan recorded errors, or when the recomputation under the lock does. The
-    order and the re-validation are in the module docstring. ``step(kind, name)`` is called before
-    every single deletion (``entry``, ``object``, ``prune``): crash and concurrency harnesses use it.
+    order and the re-validation are in the module docstring; ``extra_images`` / ``extra_streams``
+    are roots the caller learnt of since planning (a deployment added meanwhile): any the plan did
+    not have forces the recomputation, with the roots of both. ``step(kind, name)`` is called after
+    the lock is taken (``locked``) and before every single deletion (``entry``, ``object``,
+    ``prune``): crash and concurrency harnesses use it.
     """
     if plan.errors:
         raise _plan_error(plan)
+    images = tuple(sorted(set(plan.extra_images) | set(extra_images)))
+    streams = tuple(sorted(set(plan.extra_streams) | set(extra_streams)))
     with repo.exclusive(timeout):
         if step is not None:
             step("locked", repo.path)
         snapshot = scan_repository(repo)
+        new_roots = (set(images) - set(plan.extra_images)) & set(snapshot.entry_map(paths.IMAGES)) or \
+            (set(streams) - set(plan.extra_streams)) & set(snapshot.entry_map(paths.STREAMS))
         remove, sizes, unlink, prune = plan.remove_objects, plan.remove_sizes, plan.unlink_entries, plan.prune_entries
         validation = "plan"
-        if snapshot.fingerprint() != plan.expected or not _still_missing(repo, plan):
+        if new_roots or snapshot.fingerprint() != plan.expected or not _still_missing(repo, plan):
             validation = "recomputed"
-            fresh = plan_repository_gc(repo, plan.extra_images, plan.extra_streams, snapshot=snapshot)
+            fresh = plan_repository_gc(repo, images, streams, snapshot=snapshot)
             if fresh.errors:
                 raise _plan_error(fresh)
             remove, sizes, unlink, prune = _intersect(plan, fresh)
