@@ -112,6 +112,7 @@ __all__ = [
     "LiveDeployment",
     "plan_gc",
     "apply_gc",
+    "run_gc",
     "BACKEND_NATIVE",
     "BACKEND_CFSCTL",
     "LOCK_TIMEOUT_SECONDS",
@@ -219,6 +220,7 @@ class GcPlan:
     tags_remove: tuple
     repository: repo_gc.RepoGcPlan | None
     state_dirs_before: tuple = ()
+    boot_binaries_before: tuple = ()
     findings: tuple = ()
     warnings: tuple = ()
     errors: tuple = ()
@@ -267,10 +269,16 @@ class GcResult:
     state_dirs: tuple
     staged_marker: str | None
     repository: object
-    warnings: tuple = ()
+    notes: tuple = ()
+
+    @property
+    def warnings(self) -> tuple:
+        """The plan's warnings and those of the run."""
+        return tuple(self.plan.warnings) + tuple(self.notes)
 
     @property
     def changed(self) -> bool:
+        """True when something was removed or created."""
         repo = self.repository
         repo_changed = repo is not None and bool(repo.objects_removed or repo.images_pruned or repo.streams_pruned)
         return bool(self.tags_created or self.tags_removed or self.boot_binaries or self.state_dirs or self.staged_marker
@@ -290,7 +298,7 @@ class GcResult:
             tags_removed=[t.as_dict() for t in self.tags_removed], boot_binaries=[b.as_dict() for b in self.boot_binaries],
             state_dirs=[s.as_dict() for s in self.state_dirs], staged_marker=self.staged_marker, repository=repo,
             objects_removed=objects_removed, objects_bytes=objects_bytes, symlinks=counts,
-            bytes_freed=objects_bytes + host_bytes, changed=self.changed, warnings=self.plan.warnings + self.warnings)
+            bytes_freed=objects_bytes + host_bytes, changed=self.changed)
         if list_objects:
             data["removed_objects"] = (repo or {}).get("removed_objects", [])
         return data
@@ -301,7 +309,7 @@ class GcResult:
                      {s.verity for s in self.state_dirs}, {b.path for b in self.boot_binaries})
 
 
-def _result_shape(plan: GcPlan, changed=None, warnings=None, **done) -> dict:
+def _result_shape(plan: GcPlan, changed=None, **done) -> dict:
     symlinks = done.pop("symlinks")
     data = {
         "changed": plan.changed if changed is None else changed,
@@ -313,21 +321,28 @@ def _result_shape(plan: GcPlan, changed=None, warnings=None, **done) -> dict:
         "repo_gc_backend": plan.request.repo_gc_backend,
         "paths": dict(plan.paths),
         "findings": list(plan.findings),
-        "warnings": list(plan.warnings if warnings is None else warnings),
+        "errors": list(plan.errors),
     }
     data.update(done)
     return data
 
 
+def _tag_line(tag: str, manifest_digest: str) -> str:
+    """A tag for the diff; its manifest digest too unless the name is bootc's for that digest."""
+    if oci_tags.is_bootc_tag(tag) and tag == oci_tags.BOOTC_TAG_PREFIX + manifest_digest:
+        return tag
+    return "%s -> %s" % (tag, manifest_digest)
+
+
 def _diff(plan: GcPlan, untagged: set, created: list, removed_dirs: set, removed_binaries: set) -> dict:
-    tags_before = sorted("%s -> %s" % pair for pair in plan.tags_before)
+    tags_before = sorted(_tag_line(*pair) for pair in plan.tags_before)
     created_names = {tag for tag, _digest in created}
-    tags_after = sorted(["%s -> %s" % (tag, digest) for tag, digest in plan.tags_before
-                         if tag not in untagged and tag not in created_names] + ["%s -> %s" % pair for pair in created])
+    tags_after = sorted([_tag_line(tag, digest) for tag, digest in plan.tags_before
+                         if tag not in untagged and tag not in created_names] + [_tag_line(*pair) for pair in created])
     roles = {d.verity: d.role for d in plan.live}
     dirs_before = sorted("%s (%s)" % (v, roles.get(v, "orphan")) for v in plan.state_dirs_before)
     dirs_after = sorted("%s (%s)" % (v, roles.get(v, "orphan")) for v in plan.state_dirs_before if v not in removed_dirs)
-    binaries = plan.paths.get("boot_binaries_before", [])
+    binaries = plan.boot_binaries_before
     return {
         "before": {"tags": tags_before, "deployments": dirs_before, "boot_binaries": sorted(binaries)},
         "after": {"tags": tags_after, "deployments": dirs_after,
@@ -644,9 +659,7 @@ def _paths_dict(state) -> dict:
     paths = state.paths
     return {"root": paths.root, "sysroot": paths.sysroot, "boot_dir": paths.boot_dir, "esp": paths.esp,
             "run_dir": paths.run_dir, "repository": paths.composefs_repo, "state_dir": paths.state_deploy_dir,
-            "type1_dir": state.boot_binaries.type1_dir, "uki_dir": state.boot_binaries.uki_dir,
-            "boot_binaries_before": [b.path for b in state.boot_binaries.binaries]
-            + [a.path for a in state.boot_binaries.orphan_addon_dirs]}
+            "type1_dir": state.boot_binaries.type1_dir, "uki_dir": state.boot_binaries.uki_dir}
 
 
 def plan_gc(request: GcRequest) -> GcPlan:
@@ -676,7 +689,10 @@ def _make_plan(request: GcRequest) -> tuple:
         request=request, paths=_paths_dict(state), booted=state.booted_verity, live=live, boot_binaries=boot,
         state_dirs=state_dirs, staged_marker=marker, tags_before=repo_part.get("tags", ()),
         tags_create=repo_part.get("create", ()), tags_remove=repo_part.get("remove", ()),
-        repository=repo_part.get("plan"), state_dirs_before=tuple(state.state_dirs), findings=tuple(notes.findings),
+        repository=repo_part.get("plan"), state_dirs_before=tuple(state.state_dirs),
+        boot_binaries_before=tuple(sorted([b.path for b in state.boot_binaries.binaries]
+                                          + [a.path for a in state.boot_binaries.orphan_addon_dirs])),
+        findings=tuple(notes.findings),
         warnings=tuple(notes.warnings), errors=tuple(notes.errors))
     return plan, state
 
@@ -810,8 +826,23 @@ def _open_subdir(dir_fd: int, name: str, device: int, where: str) -> int:
 
 
 def _plan_error(plan: GcPlan) -> PlanError:
-    return PlanError("the GC plan recorded %d error(s), so nothing is deleted: %s" % (len(plan.errors), "; ".join(plan.errors)),
-                     path=plan.paths.get("root"), partial_result=plan.as_dict())
+    partial = plan.as_dict()
+    partial["changed"] = False
+    return PlanError("nothing was deleted: %s" % "; ".join(plan.errors), partial_result=partial)
+
+
+def run_gc(request: GcRequest, check_mode: bool = False, step: Callable | None = None, runner=None):
+    """:func:`plan_gc`, then (unless ``check_mode``) :func:`apply_gc`; the plan or the result (same interface).
+
+    PlanError, carrying the plan as its partial result, when the plan records errors (in check mode
+    too: the run would refuse).
+    """
+    plan = plan_gc(request)
+    if plan.errors:
+        raise _plan_error(plan)
+    if check_mode:
+        return plan
+    return apply_gc(plan, step=step, runner=runner)
 
 
 
@@ -889,7 +920,7 @@ def apply_gc(plan: GcPlan, step: Callable | None = None, runner=None) -> GcResul
             repo.close()
     return GcResult(plan=plan, tags_created=tuple(done["created"]), tags_removed=tuple(done["untagged"]),
                     boot_binaries=tuple(done["binaries"]), state_dirs=tuple(done["dirs"]), staged_marker=done["marker"],
-                    repository=done["repo"], warnings=tuple(warnings))
+                    repository=done["repo"], notes=tuple(warnings))
 
 
 def _protected_images(plan: GcPlan) -> tuple:
