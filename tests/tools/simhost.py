@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build a simulated bootc composefs host tree: ``python3 tests/tools/simhost.py build DIR --preset demo``.
 
 The implementation is the ``simhost`` package next to this file (``tests/tools/simhost/``); this

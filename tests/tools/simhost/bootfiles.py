@@ -8,18 +8,19 @@ menu, LoaderInfo). Upstream (read, not copied): bootc ``bootc_composefs/boot.rs`
 ``parsers/bls_config.rs`` (``Display``), ``parsers/grub_menuconfig.rs`` (``MenuEntry``),
 composefs-rs ``composefs-boot/src/os_release.rs`` and ``uki.rs`` (boot label).
 
-| file | rendering |
-|---|---|
-| BLS entry | ``title``, ``version``, then ``linux`` + one ``initrd`` line each + ``options`` (Type1) or ``uki``/``efi`` (UKI), then ``sort-key``; every line ends in ``\\n`` |
-| entry file name | ``bootc_<ID with - as _>-<version>-<1 primary / 0 otherwise>.conf`` |
-| sort key | ``bootc-<ID>-<menu position>`` (0 = primary, 1 = secondary) |
-| ``.origin`` | tini keyfile: ``[section]``, ``key = value``, one blank line between sections, no final newline |
-| ``.imginfo`` | compact JSON ``{"config":...,"manifest":...}`` in that order |
-| staged marker | canonical JSON ``{"depl_id":"<v>","finalization_locked":false}`` |
-| ``grub2/user.cfg`` | preamble sourcing ``efiuuid.cfg``, then menuentries with unindented bodies |
-| ``grub2/efiuuid.cfg`` | ``set EFI_PART_UUID="<ESP fs UUID>"`` (no final newline) |
-| ``loader/loader.conf`` | ``timeout 5`` (written by bootc's UKI path when missing) |
-| LoaderInfo efivar | u32 attributes (LE) then NUL-terminated UTF-16LE text |
+Renderings:
+
+* BLS entry: ``title``, ``version``, then ``linux``, one ``initrd`` line each and ``options``
+  (Type1) or ``uki``/``efi`` (UKI), then ``sort-key``; every line ends in ``\\n``.
+* entry file name: ``bootc_<ID with - as _>-<version>-<1 primary / 0 otherwise>.conf``;
+  sort key ``bootc-<ID>-<menu position>`` (0 = primary, 1 = secondary).
+* ``.origin``: tini keyfile, ``[section]``, ``key = value``, one blank line between sections, no
+  final newline. ``.imginfo``: compact JSON ``{"config":...,"manifest":...}`` in that order.
+* staged marker: canonical JSON ``{"depl_id":"<v>","finalization_locked":false}``.
+* ``grub2/user.cfg``: the preamble sourcing ``efiuuid.cfg``, then menuentries with unindented
+  bodies; ``grub2/efiuuid.cfg``: ``set EFI_PART_UUID="<ESP fs UUID>"`` (no final newline).
+* ``loader/loader.conf``: ``timeout 5`` (bootc's UKI path writes it when missing).
+* LoaderInfo efivar: u32 attributes (little-endian), then NUL-terminated UTF-16LE text.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def parse_os_release(data: bytes) -> dict:
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]

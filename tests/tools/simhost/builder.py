@@ -219,8 +219,8 @@ class Build:
         if self.spec.bootloader == "systemd":
             return options
         partition = "gpt2" if self.spec.separate_boot else "gpt3"
-        return "BOOT_IMAGE=(hd0,%s)%s/%s%s/vmlinuz %s" % (partition, self.layout.linux_prefix, bootfiles.PREFIX,
-                                                           booted.artifact_name, options)
+        kernel = "%s/%s%s/vmlinuz" % (self.layout.linux_prefix, bootfiles.PREFIX, booted.artifact_name)
+        return "BOOT_IMAGE=(hd0,%s)%s %s" % (partition, kernel, options)
 
     def write_running_state(self) -> None:
         """``/proc/cmdline`` and ``/proc/self/mountinfo`` of the booted deployment."""

@@ -50,8 +50,8 @@ def _summary(result: dict) -> str:
                                                       deployment["kernel_version"], " ".join(notes)))
     lines.append("  tags: %d (%s)" % (len(result["tags"]), ", ".join(t["tag"] for t in result["tags"])))
     for damage in result["damages"]:
-        lines.append("  damage %s -> %s finding %s: %s" % (damage["kind"], damage["reported_by"], damage["finding"],
-                                                         ", ".join(damage["paths"])))
+        lines.append("  damage %s -> %s finding %s: %s"
+                     % (damage["kind"], damage["reported_by"], damage["finding"], ", ".join(damage["paths"])))
     return "\n".join(lines)
 
 

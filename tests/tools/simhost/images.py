@@ -212,7 +212,10 @@ def extract_tree(repo, node, destination: str) -> int:
     count = 0
     os.makedirs(destination, exist_ok=True)
     directories = [(node, destination)]
-    for directory, path in directories:
+    index = 0
+    while index < len(directories):
+        directory, path = directories[index]
+        index += 1
         for name, child in directory.sorted_entries():
             target = os.path.join(path, os.fsdecode(name))
             if isinstance(child, tree.Directory):

@@ -3,15 +3,23 @@
 ``HostLayout`` knows the paths of one variant below a root and writes state dirs, boot binaries,
 boot entries, GRUB menus, the kernel command line, efivars and the staged marker.
 
-| item | ``bls-grub`` | ``bls-systemd`` | ``uki-systemd`` | ``uki-grub`` |
-|---|---|---|---|---|
-| boot dir | ``<root>/sysroot/boot`` (``<root>/boot`` with ``separate_boot``) | same, unused | same, unused | same: ``grub2/`` |
-| ESP | only for ``orphan-addon-dir`` | ``<root>/boot/efi`` | ``<root>/boot/efi`` | ``<root>/boot/efi`` |
-| boot binaries | ``<boot>/bootc_composefs-<n>/{vmlinuz,initrd}`` | ``ESP/EFI/Linux/bootc_composefs-<n>/`` | ``ESP/EFI/Linux/bootc/bootc_composefs-<v>.efi`` (+ ``.efi.extra.d/``) | same as uki-systemd |
-| configured menu | ``<boot>/loader/entries/*.conf`` | ``ESP/loader/entries/*.conf`` | ``ESP/loader/entries/*.conf`` (``uki`` key) | ``<boot>/grub2/user.cfg`` |
-| staged menu | ``<boot>/loader/entries.staged/`` | ``ESP/loader/entries.staged/`` | ``ESP/loader/entries.staged/`` | ``<boot>/grub2/user.cfg.staged`` |
-| ``linux`` path in entries | ``/boot/bootc_composefs-<n>/vmlinuz`` (``/bootc_composefs-…`` with ``separate_boot``) | ``/EFI/Linux/bootc_composefs-<n>/vmlinuz`` | - | - |
-| extra | | LoaderInfo efivar | LoaderInfo efivar, ``ESP/loader/loader.conf`` | ``<boot>/grub2/efiuuid.cfg`` |
+Per variant (``<boot>`` = ``<root>/sysroot/boot``, or ``<root>/boot`` with ``separate_boot``;
+ESP = ``<root>/boot/efi``):
+
+``bls-grub``
+    kernel dirs ``<boot>/bootc_composefs-<n>/{vmlinuz,initrd}``; entries ``<boot>/loader/entries``
+    and ``entries.staged``; ``linux /boot/bootc_composefs-<n>/vmlinuz`` (``/bootc_composefs-...``
+    with ``separate_boot``); ``<boot>/grub2/grub.cfg``; an ESP only for ``orphan-addon-dir``.
+``bls-systemd``
+    kernel dirs ``ESP/EFI/Linux/bootc_composefs-<n>/``; entries ``ESP/loader/entries`` and
+    ``entries.staged``; ``linux /EFI/Linux/bootc_composefs-<n>/vmlinuz``; LoaderInfo efivar.
+``uki-systemd``
+    UKIs ``ESP/EFI/Linux/bootc/bootc_composefs-<v>.efi`` (+ ``.efi.extra.d/``); entries with a
+    ``uki`` key in ``ESP/loader/entries`` and ``entries.staged``; ``ESP/loader/loader.conf``;
+    LoaderInfo efivar.
+``uki-grub``
+    UKIs as uki-systemd; menu ``<boot>/grub2/user.cfg`` and ``user.cfg.staged``;
+    ``<boot>/grub2/efiuuid.cfg``.
 
 Every host also gets ``<sysroot>/composefs`` (the repository, made by the builder),
 ``<sysroot>/composefs/bootc/`` and ``<sysroot>/ostree/bootc -> ../composefs/bootc`` (bootc's

@@ -19,20 +19,37 @@ set), at most one ``rollback`` (required as soon as there is an ``other``), any 
 ``other``. Deployments with the same ``kernel_version`` share one Type1 kernel dir, named after
 the oldest of them (the list is newest first, staged newest of all), as bootc does (bootc#2102).
 
-Damages (``DAMAGE_KINDS``), applied after the host is built, each producing one finding:
+Damages (``DAMAGE_KINDS``) are applied after the host is built (``damage.py``), each producing
+one finding. Each kind, the finding it produces and who reports it (the host layer or the status operation):
 
-| kind | what is done | finding (reported by) |
-|---|---|---|
-| ``orphan-state-dir`` | an extra image is deployed (tag, boot image, state dir) with no boot entry, as after a finalize dropped it | ``orphan-state-dir`` (host) |
-| ``entry-without-state-dir`` | ``new-entry.conf`` (or a menuentry): the booted entry with another verity (bootc tmt T3) | ``entry-without-state-dir`` (host) |
-| ``live-manifest-without-bootc-tag`` | the target's ``localhost/bootc-<digest>`` tag is removed | ``untagged-live-manifest`` (status) |
-| ``unreferenced-bootc-tag`` | an extra image is imported and bootc-tagged, no deployment uses it | ``unreferenced-bootc-tag`` (status) |
-| ``dangling-ref`` | tag ``quay.io/example/dangling:1`` names a missing manifest entry (``mode: missing-entry``) or one whose object is gone (``mode: missing-object``) | ``dangling-ref`` (status) |
-| ``missing-stream`` | the target's ``streams/oci-config-<digest>`` entry (``part: config``) or its last layer's entry (``part: layer``) is removed | ``missing-stream`` (status) |
-| ``missing-object`` | one object named by the target's boot EROFS image and by no other deployment's image is removed | ``missing-object`` (status) |
-| ``unreadable-origin`` | the target's ``<v>.origin`` is overwritten with garbage | ``unreadable-file`` (host) |
-| ``orphan-addon-dir`` | ``ESP/EFI/Linux/bootc/bootc_composefs-<x>.efi.extra.d/`` whose UKI does not exist | ``orphan-addon-dir`` (host) |
-| ``staged-marker-without-entry`` | ``/run/composefs/staged-deployment`` names a verity no entry boots | ``staged-marker-without-entry`` (host) |
+``orphan-state-dir`` -> ``orphan-state-dir`` (host)
+    an extra image is deployed (tag, boot image, state dir) with no boot entry, as after a
+    finalize dropped it; its tag then also shows as ``unreferenced-bootc-tag`` in status.
+``entry-without-state-dir`` -> ``entry-without-state-dir`` (host)
+    ``new-entry.conf`` (a menuentry on uki-grub): the booted entry with another verity (tmt T3).
+``live-manifest-without-bootc-tag`` -> ``untagged-live-manifest`` (status)
+    the target's ``localhost/bootc-<digest>`` tag is removed.
+``unreferenced-bootc-tag`` -> ``unreferenced-bootc-tag`` (status)
+    an extra image is imported and bootc-tagged (with its boot image); no deployment uses it.
+``dangling-ref`` -> ``dangling-ref`` (status)
+    tag ``quay.io/example/dangling:1`` names a missing manifest entry (option ``mode:
+    missing-entry``, the default) or an app image whose manifest object is gone (``mode:
+    missing-object``).
+``missing-stream`` -> ``missing-stream`` (status)
+    the target's ``streams/oci-config-<digest>`` entry (option ``part: config``, the default) or
+    its last layer's entry (``part: layer``) is removed.
+``missing-object`` -> ``missing-object`` (status)
+    the biggest object named by the target's boot EROFS image and by no other deployment's
+    image is removed.
+``unreadable-origin`` -> ``unreadable-file`` (host)
+    the target's ``<v>.origin`` is overwritten with half a keyfile and junk bytes; the deployment
+    is then ``unlisted`` (and its tag unreferenced in status).
+``orphan-addon-dir`` -> ``orphan-addon-dir`` (host)
+    ``ESP/EFI/Linux/bootc/bootc_composefs-<x>.efi.extra.d/`` whose UKI does not exist (an ESP is
+    laid out for it on bls-grub).
+``staged-marker-without-entry`` -> ``staged-marker-without-entry`` (host)
+    ``/run/composefs/staged-deployment`` names a verity no entry boots (a staged deployment then
+    becomes ``unlisted``).
 
 The default ``target`` of a damage about one deployment is the rollback (else the first other,
 else the staged, else the booted deployment); ``target`` may name a role, a deployment version
