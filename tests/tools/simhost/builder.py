@@ -76,6 +76,7 @@ class Build:
         self.app_images = []
         self.stale_images = []
         self.extra_images = []
+        self.pending_images = []
         self.foreign_entries = []
         self.menu_files = {}
 
@@ -237,6 +238,15 @@ class Build:
             self.stale_images.append(self.factory.bootc_image(self.factory.fresh_version("0.%d" % (number + 1)),
                                                               "6.10.%d-sim" % number, boot_type=self.spec.boot_type))
 
+    def add_pending_images(self) -> None:
+        """Images written to the kept OCI layout only (``pending_versions``): updates to pull."""
+        for version in self.spec.pending_versions:
+            written, layout_tag, _cmdline, _verity = self.factory.write_layout_image(
+                version, self.booted.spec.kernel_version, self.booted.spec.os_id, self.spec.boot_type)
+            self.pending_images.append({"version": version, "layout_tag": layout_tag, "manifest_digest": written["manifest_digest"],
+                                        "config_digest": written["config_digest"],
+                                        "reference": "oci:%s:%s" % (self.oci_path, layout_tag)})
+
     # -- result ------------------------------------------------------------------------------
 
     def deployment_dict(self, deployed: Deployed) -> dict:
@@ -305,6 +315,7 @@ class Build:
             "foreign_entries": list(self.foreign_entries),
             "damages": damages,
             "oci_dir": self.spec.oci_dir,
+            "pending_images": list(self.pending_images),
             "spec": self.spec.as_dict(),
             "seconds": round(seconds, 3),
         }
@@ -326,7 +337,8 @@ def build_host(root, spec=None) -> dict:
     boot_type, boot_digest, boot_artifact_name/path/shared, uki_addons, entry_path,
     staged_entry_paths, state_dir, origin_path, imginfo_path, boot_image_path), ``app_images``,
     ``stale_bootc_tags``, ``tags`` (every tag in the repository at the end), ``foreign_entries``,
-    ``damages`` (kind, finding, reported_by, target, paths), ``oci_dir``, ``spec``, ``seconds``.
+    ``damages`` (kind, finding, reported_by, target, paths), ``oci_dir``, ``pending_images``
+    (version, layout_tag, manifest/config digests, ``oci:`` reference), ``spec``, ``seconds``.
     """
     spec = load_spec(spec)
     started = time.monotonic()
@@ -349,6 +361,7 @@ def build_host(root, spec=None) -> dict:
             build.write_menus()
             build.write_running_state()
             build.add_other_images()
+            build.add_pending_images()
             damages = [damage.apply_damage(build, item) for item in spec.damages]
             return build.result(damages, time.monotonic() - started)
     finally:

@@ -1,11 +1,12 @@
 """Command line of simhost (the only place that prints).
 
-    python3 tests/tools/simhost.py build DIR [--preset NAME] [--variant V] [--oci-dir DIR] [--json]
+    python3 tests/tools/simhost.py build DIR [--preset NAME] [--variant V] [--oci-dir DIR [--pending VERSION]...] [--json]
     python3 tests/tools/simhost.py --list-presets
 
 ``build`` lays out preset ``NAME`` (default ``three-deployments``) below ``DIR`` (new or empty),
 moved to variant ``V`` when given, and prints a summary, or the ``build_host`` result as JSON.
-``--oci-dir`` keeps the OCI image layout the images were imported from (for pull demos).
+``--oci-dir`` keeps the OCI image layout the images were imported from; ``--pending`` adds images
+to it that are not imported (updates for pull demos, reachable as ``oci:<dir>:<os>-<version>``).
 Exit status: 0 built, 2 bad arguments or spec.
 """
 
@@ -16,7 +17,7 @@ import json
 import sys
 
 from simhost.builder import build_host
-from simhost.spec import PRESETS, VARIANTS, preset_spec
+from simhost.spec import PRESETS, VARIANTS, load_spec, preset_spec
 
 DEFAULT_PRESET = "three-deployments"
 
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS), help="what to build (default %(default)s)")
     build.add_argument("--variant", choices=VARIANTS, help="bootloader and boot type, overriding the preset's")
     build.add_argument("--oci-dir", help="keep the OCI image layout in this directory")
+    build.add_argument("--pending", action="append", default=[], metavar="VERSION",
+                       help="also write image VERSION (not imported) to the --oci-dir layout, to pull later")
     build.add_argument("--json", action="store_true", help="print the build result as JSON")
     return parser
 
@@ -71,7 +74,8 @@ def main(argv=None) -> int:
         spec = preset_spec(args.preset, args.variant)
         if args.oci_dir:
             spec.oci_dir = args.oci_dir
-        result = build_host(args.dir, spec)
+        spec.pending_versions = tuple(args.pending)
+        result = build_host(args.dir, load_spec(spec))
     except ValueError as err:
         print("simhost: %s" % err, file=sys.stderr)
         return 2

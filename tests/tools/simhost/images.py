@@ -124,9 +124,12 @@ class ImageFactory:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def bootc_image(self, version: str, kernel_version: str, os_id: str = "simos", boot_type: str = "bls",
-                    addons=(), payload_size: int = 0, tag_bootc: bool = True) -> BootcImage:
-        """Build, import, tag and boot-prepare one bootc image; see the module docstring."""
+    def write_layout_image(self, version: str, kernel_version: str, os_id: str = "simos", boot_type: str = "bls",
+                           addons=(), payload_size: int = 0) -> tuple:
+        """Write a bootc image into the OCI layout only; return ``(ocigen result, layout tag, UKI cmdline, verity)``.
+
+        The verity is known beforehand for UKI images only (stage 1, see the module docstring).
+        """
         if version in self.versions:
             raise ValueError("image version %r is built twice" % version)
         self.versions.add(version)
@@ -135,19 +138,24 @@ class ImageFactory:
         payload = payload_bytes("%s-%s" % (os_id, version), payload_size)
         if payload:
             layer_args["payload"] = payload
-        expected_verity = None
-        uki_cmdline = ""
-        if boot_type == "uki":
-            expected_verity = self._scratch_verity(os_id, version, layer_args)
-            uki_cmdline = "%s %s" % (UKI_KARGS, bootfiles.composefs_karg(expected_verity, self.allow_missing_verity))
-            vmlinuz, initrd = ocigen.default_kernel(kernel_version)
-            uki = ocigen.build_uki(uki_cmdline, ocigen.bootc_os_release(os_id, version), vmlinuz, initrd, uname=kernel_version)
-            addon_files = {name: ocigen.build_uki_addon(addon_cmdline(name)) for name in addons}
-            written = ocigen.write_bootc_uki_image(self.layout_dir, version=version, name=os_id, uki=uki,
-                                                   uki_name="%s-%s" % (os_id, kernel_version), addons=addon_files,
-                                                   tag=layout_tag, **layer_args)
-        else:
+        if boot_type != "uki":
             written = ocigen.write_bootc_image(self.layout_dir, version=version, name=os_id, tag=layout_tag, **layer_args)
+            return written, layout_tag, "", None
+        expected_verity = self._scratch_verity(os_id, version, layer_args)
+        uki_cmdline = "%s %s" % (UKI_KARGS, bootfiles.composefs_karg(expected_verity, self.allow_missing_verity))
+        vmlinuz, initrd = ocigen.default_kernel(kernel_version)
+        uki = ocigen.build_uki(uki_cmdline, ocigen.bootc_os_release(os_id, version), vmlinuz, initrd, uname=kernel_version)
+        addon_files = {name: ocigen.build_uki_addon(addon_cmdline(name)) for name in addons}
+        written = ocigen.write_bootc_uki_image(self.layout_dir, version=version, name=os_id, uki=uki,
+                                               uki_name="%s-%s" % (os_id, kernel_version), addons=addon_files,
+                                               tag=layout_tag, **layer_args)
+        return written, layout_tag, uki_cmdline, expected_verity
+
+    def bootc_image(self, version: str, kernel_version: str, os_id: str = "simos", boot_type: str = "bls",
+                    addons=(), payload_size: int = 0, tag_bootc: bool = True) -> BootcImage:
+        """Build, import, tag and boot-prepare one bootc image; see the module docstring."""
+        written, layout_tag, uki_cmdline, expected_verity = self.write_layout_image(version, kernel_version, os_id, boot_type,
+                                                                                    addons, payload_size)
         manifest_digest = written["manifest_digest"]
         importer.import_oci_layout(self.repo, self.layout_dir, ref=layout_tag)
         if tag_bootc:

@@ -147,7 +147,17 @@ class DamageSpec:
 
 @dataclass
 class HostSpec:
-    """Everything ``build_host`` needs; every field has a default (one booted deployment on GRUB + BLS)."""
+    """Everything ``build_host`` needs; every field has a default (one booted deployment on GRUB + BLS).
+
+    ``deployments`` in menu order (see the module docstring); ``app_images`` imported under their
+    own tags; ``stale_bootc_tags`` bootc-tagged images (with boot images) no deployment uses;
+    ``separate_boot`` puts the boot dir at ``<root>/boot`` (bootc#2399); ``grub_password_user_cfg``
+    adds a password-only ``grub2/user.cfg`` (GRUB + BLS); ``foreign_entries`` adds ``fwupd`` /
+    ``memtest86+`` BLS entries; ``damages`` are applied last; ``allow_missing_verity`` writes
+    ``composefs=?<v>`` (the repository is insecure either way); ``esp`` forces an ESP on GRUB + BLS;
+    ``oci_dir`` keeps the OCI layout the images came from, and ``pending_versions`` adds images
+    (booted kernel, not imported) to it, for pulls.
+    """
 
     variant: str = "bls-grub"
     deployments: Tuple[DeploymentSpec, ...] = (DeploymentSpec(role="booted"),)
@@ -160,6 +170,7 @@ class HostSpec:
     allow_missing_verity: bool = True
     esp: Optional[bool] = None
     oci_dir: Optional[str] = None
+    pending_versions: Tuple[str, ...] = ()
 
     @property
     def boot_type(self) -> str:
@@ -173,10 +184,9 @@ class HostSpec:
 
     @property
     def has_esp(self) -> bool:
-        """Whether an ESP is laid out at ``<root>/boot/efi`` (always for systemd-boot and UKIs)."""
-        if self.esp is not None:
-            return self.esp or self.variant != "bls-grub"
-        return self.variant != "bls-grub" or any(d.kind == "orphan-addon-dir" for d in self.damages)
+        """Whether an ESP is laid out at ``<root>/boot/efi``: always for systemd-boot and UKIs, on request
+        (``esp``) or for the ``orphan-addon-dir`` damage on GRUB + BLS."""
+        return self.variant != "bls-grub" or bool(self.esp) or any(d.kind == "orphan-addon-dir" for d in self.damages)
 
     def as_dict(self) -> dict:
         """The spec as plain JSON-able data (``load_spec`` reads it back)."""
@@ -243,6 +253,10 @@ def validate_spec(spec: HostSpec) -> None:
         raise ValueError("grub_password_user_cfg is the GRUB + BLS case (a password-only user.cfg); variant is %s" % spec.variant)
     if spec.stale_bootc_tags < 0:
         raise ValueError("stale_bootc_tags must be >= 0")
+    if spec.pending_versions and not spec.oci_dir:
+        raise ValueError("pending_versions are written to the OCI layout only: set oci_dir to keep it")
+    if set(spec.pending_versions) & set(versions):
+        raise ValueError("pending_versions must differ from the deployments' versions")
 
 
 def load_spec(value=None, **overrides) -> HostSpec:
@@ -263,8 +277,9 @@ def load_spec(value=None, **overrides) -> HostSpec:
             data["app_images"] = tuple(_app(a) for a in data["app_images"])
         if "damages" in data:
             data["damages"] = tuple(_damage(d) for d in data["damages"])
-        if "foreign_entries" in data:
-            data["foreign_entries"] = tuple(data["foreign_entries"])
+        for name in ("foreign_entries", "pending_versions"):
+            if name in data:
+                data[name] = tuple(data[name])
         spec = HostSpec(**data)
     if overrides:
         spec = dataclasses.replace(spec, **overrides)

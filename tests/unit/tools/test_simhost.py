@@ -158,6 +158,30 @@ def test_api_accepts_a_dict_spec(builds):
     assert not os.path.exists(os.path.join(result["root"], "run", "composefs", "staged-deployment"))
 
 
+def test_transports_download_only_and_required_verity(builds):
+    result = builds.build("transports", {
+        "variant": "bls-systemd", "allow_missing_verity": False,
+        "deployments": [
+            {"role": "staged", "version": "4", "transport": "oci", "download_only": True},
+            {"role": "booted", "version": "3", "transport": "containers-storage"},
+            {"role": "rollback", "version": "2", "transport": "oci-archive"},
+            {"role": "other", "version": "1", "image": "registry.example.com/os/simos:stable"},
+        ]})
+    state = read_host(result)
+    assert_roles(result, state)
+    assert not state.findings and state.missing_verity_allowed is False
+    expected = {"4": ("oci", "/var/lib/simhost/oci:simos-4"), "3": ("containers-storage", "localhost/simos:3"),
+                "2": ("oci-archive", "/var/lib/simhost/simos-2.ociarchive"), "1": ("registry", "registry.example.com/os/simos:stable")}
+    for deployment in result["deployments"]:
+        image = state.deployment(deployment["verity"]).image
+        assert (image.transport, image.image) == expected[deployment["version"]]
+        assert "composefs=%s" % deployment["verity"] in pathlib.Path(deployment["entry_path"]).read_text()
+    assert state.staged.download_only is True
+    marker = json.loads(pathlib.Path(result["paths"]["staged_marker"]).read_text())
+    assert marker == {"depl_id": result["staged"], "finalization_locked": True}
+    assert pathlib.Path(result["paths"]["cmdline_file"]).read_text() == "%s composefs=%s\n" % (SYSTEMD_KARGS, result["booted"])
+
+
 # -- independent oracles ---------------------------------------------------------------------------
 
 
@@ -505,7 +529,8 @@ def test_damaged_preset_reports_every_kind(builds, variant):
     ({"deployments": [{"role": "booted", "uki_addons": ["console"]}]}, "need a UKI variant"),
     ({"damages": ["rm-rf"]}, "unknown damage"),
     ({"colour": "blue"}, "unknown spec field"),
-], ids=["variant", "two-booted", "other-without-rollback", "same-version", "addons-on-bls", "damage", "field"])
+    ({"pending_versions": ["9"]}, "set oci_dir"),
+], ids=["variant", "two-booted", "other-without-rollback", "same-version", "addons-on-bls", "damage", "field", "pending"])
 def test_invalid_specs_are_refused(spec, message):
     with pytest.raises(ValueError, match=message):
         simhost.load_spec(spec)
@@ -541,13 +566,17 @@ def test_cli_lists_presets_and_builds_json(tmp_path):
 
 def test_cli_keeps_the_oci_layout(tmp_path):
     built = run([sys.executable, TOOLS / "simhost.py", "build", tmp_path / "host", "--preset", "bls-grub",
-                 "--oci-dir", tmp_path / "oci", "--json"])
+                 "--oci-dir", tmp_path / "oci", "--pending", "4", "--json"])
     assert built.returncode == 0, built.stderr
     result = json.loads(built.stdout)
     index = json.loads((tmp_path / "oci" / "index.json").read_text())
     refs = {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"] for m in index["manifests"]}
     for deployment in result["deployments"]:
         assert refs["simos-" + deployment["version"]] == deployment["manifest_digest"]
+    (pending,) = result["pending_images"]
+    assert pending["reference"] == "oci:%s:simos-4" % (tmp_path / "oci")
+    assert refs["simos-4"] == pending["manifest_digest"]
+    assert pending["manifest_digest"] not in {t["manifest_digest"] for t in result["tags"]}  # not imported
     if shutil.which("skopeo"):
         inspect = tool(["skopeo", "inspect", "--raw", "oci:%s:simos-1" % (tmp_path / "oci")])
         assert "sha256:" + hashlib.sha256(inspect).hexdigest() == by_role(result, "rollback")[0]["manifest_digest"]
