@@ -396,7 +396,7 @@ class _Marker:
             self.dangling.append({"ref": ", ".join(why), "entry": "images/%s" % name,
                                   "problem": "names object %s, which does not exist" % paths.object_repo_path(object_id)})
             return
-        where = "%s (%s)" % (_where(self.repo, paths.IMAGES, name), paths.object_repo_path(object_id))
+        where = "%s (%s)" % (_where(self.repo, paths.IMAGES, name), self._object_path(object_id))
         try:
             data = _read_all(fd)
         finally:
@@ -424,7 +424,7 @@ class _Marker:
                                   "problem": "names object %s, which does not exist" % paths.object_repo_path(object_id)})
             return
         self.walked.add(raw)
-        self._walk(object_id, "%s (%s)" % (_where(self.repo, paths.STREAMS, name), paths.object_repo_path(object_id)))
+        self._walk(object_id, "%s (%s)" % (_where(self.repo, paths.STREAMS, name), self._object_path(object_id)))
 
     def _exists(self, object_id: str, referrer: str) -> bool:
         fd = self._open(object_id, referrer)
