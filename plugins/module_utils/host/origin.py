@@ -28,21 +28,9 @@ Every problem above (missing or unknown ``boot_type``, a ``manifest_digest`` tha
 ``sha256:<64 lowercase hex>``, an unparsable image reference) is a ``FormatError``: bootc would fail
 ``bootc status`` on it, we report the file instead.
 
-Container image reference = signature policy prefix + ``<transport>:<name>``:
-
-| prefix | signature | rest |
-|---|---|---|
-| ``ostree-unverified-image:`` | none (insecure) | ``<transport>:<name>`` |
-| ``ostree-unverified-registry:`` | none | ``<name>`` (transport ``registry``) |
-| ``ostree-image-signed:`` | ``container-policy`` | ``<transport>:<name>`` |
-| ``ostree-remote-image:<remote>:`` | ``ostree-remote`` (``remote`` set) | ``<transport>:<name>`` |
-| ``ostree-remote-registry:<remote>:`` | ``ostree-remote`` | ``<name>`` (transport ``registry``) |
-
-Transports: ``docker://`` (the ``//`` is required) and ``registry:`` map to ``registry``; ``oci``,
-``oci-archive``, ``docker-archive``, ``containers-storage``, ``dir``, ``docker-daemon`` keep their
-name. The name must not be empty. Examples: ``docker://quay.io/example/os:42`` → (``registry``,
-``quay.io/example/os:42``); ``containers-storage:localhost/bootc-derived`` → (``containers-storage``,
-``localhost/bootc-derived``); ``oci:/path/to/dir:tag`` → (``oci``, ``/path/to/dir:tag``).
+The container image reference is parsed by ``oci/reference.py`` (``parse_image_reference``:
+the ``ostree-*`` signature-policy prefixes, transports and names); ``ImageReference`` and
+``parse_image_reference`` are re-exported here for the host layer's callers.
 """
 
 from __future__ import annotations
@@ -52,6 +40,12 @@ import re
 from dataclasses import dataclass
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.oci.reference import (
+    SIGNATURE_CONTAINER_POLICY,
+    SIGNATURE_OSTREE_REMOTE,
+    ImageReference,
+    parse_image_reference,
+)
 
 __all__ = [
     "Origin",
@@ -76,32 +70,7 @@ KEY_MANIFEST_DIGEST = "manifest_digest"
 
 BOOT_TYPES = ("bls", "uki")
 
-SIGNATURE_CONTAINER_POLICY = "container-policy"
-SIGNATURE_OSTREE_REMOTE = "ostree-remote"
-
 _MANIFEST_DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
-# Transport name as written -> transport reported in status.
-_TRANSPORTS = {
-    "registry": "registry",
-    "docker": "registry",
-    "oci": "oci",
-    "oci-archive": "oci-archive",
-    "docker-archive": "docker-archive",
-    "containers-storage": "containers-storage",
-    "dir": "dir",
-    "docker-daemon": "docker-daemon",
-}
-
-
-@dataclass(frozen=True)
-class ImageReference:
-    """A container image reference: status ``transport``, ``image`` name, signature policy, raw text."""
-
-    transport: str
-    image: str
-    signature: str | None
-    remote: str | None
-    raw: str
 
 
 @dataclass(frozen=True)
@@ -136,47 +105,6 @@ def parse_keyfile(text: str) -> dict:
             raise FormatError("line %d: item %r comes before any [section]" % (number, key.strip()))
         current[key.strip()] = value.strip()
     return sections
-
-
-def _split_transport(rest: str, raw: str) -> tuple:
-    transport, sep, name = rest.partition(":")
-    if not sep:
-        raise FormatError("image reference %r has no '<transport>:'" % raw)
-    if transport not in _TRANSPORTS:
-        raise FormatError("image reference %r has unknown transport %r" % (raw, transport))
-    if transport == "docker":
-        if not name.startswith("//"):
-            raise FormatError("image reference %r: docker transport needs 'docker://'" % raw)
-        name = name[2:]
-    if not name:
-        raise FormatError("image reference %r has an empty image name" % raw)
-    return _TRANSPORTS[transport], name
-
-
-def parse_image_reference(text: str) -> ImageReference:
-    """Parse an ``ostree-*:<transport>:<name>`` reference (table in the module docstring)."""
-    scheme, sep, rest = text.partition(":")
-    if not sep:
-        raise FormatError("image reference %r has no ':'" % text)
-    signature = None
-    remote = None
-    if scheme == "ostree-unverified-image":
-        pass
-    elif scheme == "ostree-image-signed":
-        signature = SIGNATURE_CONTAINER_POLICY
-    elif scheme == "ostree-unverified-registry":
-        rest = "registry:" + rest
-    elif scheme in ("ostree-remote-image", "ostree-remote-registry"):
-        remote, sep, rest = rest.partition(":")
-        if not sep:
-            raise FormatError("image reference %r has no ':' after the ostree remote name" % text)
-        signature = SIGNATURE_OSTREE_REMOTE
-        if scheme == "ostree-remote-registry":
-            rest = "registry:" + rest
-    else:
-        raise FormatError("image reference %r has unknown scheme %r" % (text, scheme))
-    transport, name = _split_transport(rest, text)
-    return ImageReference(transport=transport, image=name, signature=signature, remote=remote, raw=text)
 
 
 def parse_origin(text: str) -> Origin:
