@@ -79,5 +79,10 @@ def main(argv=None) -> int:
     except ValueError as err:
         print("simhost: %s" % err, file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2, sort_keys=True) if args.json else _summary(result))
+    try:
+        print(json.dumps(result, indent=2, sort_keys=True) if args.json else _summary(result))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (``| head``) went away: the host is built, which is what counts.
+        sys.stdout = None
     return 0
