@@ -83,7 +83,7 @@ def build_layer_tar(entries):
             elif kind in ("whiteout", "opaque"):
                 path = entry[1].rstrip("/")
                 if kind == "whiteout":
-                    parent, _, base = path.rpartition("/")
+                    parent, _sep, base = path.rpartition("/")
                     name = (parent + "/" if parent else "") + ".wh." + base
                 else:
                     name = path + "/.wh..wh..opq"
