@@ -681,6 +681,7 @@ def _make_plan(request: GcRequest) -> tuple:
     live_verities = _live_verities(state)
     boot = _plan_boot_binaries(state, notes) if request.boot_binaries else ()
     state_dirs, marker = _plan_state_dirs(state, live_verities, notes) if request.state_dirs else ((), None)
+    _check_removal_paths(state, boot, state_dirs, marker, notes)
     repo_part = {}
     if request.tags or request.repository:
         repo_part = _repository_part(request, state, live_verities, notes)
@@ -698,6 +699,18 @@ def _make_plan(request: GcRequest) -> tuple:
 
 
 # --- deleting on the host ---------------------------------------------------------------------------
+
+
+def _check_removal_paths(state, boot: tuple, state_dirs: tuple, marker: str | None, notes: _Notes) -> None:
+    """Errors for planned removals whose directory resolves outside the sysroot, boot dir and ESP (run dir: marker)."""
+    remover = _HostRemover(state.paths, None)
+    planned = [(b.path, False) for b in boot] + [(b.addon_dir, False) for b in boot if b.addon_dir]
+    planned += [(s.path, False) for s in state_dirs] + ([(marker, True)] if marker else [])
+    for path, is_marker in planned:
+        try:
+            remover.real_parent(path, is_marker)
+        except (OSError, ComposefsError) as err:
+            notes.errors.append(str(err) if isinstance(err, ComposefsError) else "%s: %s" % (path, err))
 
 
 def _within(path: str, base: str) -> bool:
@@ -733,16 +746,21 @@ class _HostRemover:
         self.allowed = [paths.resolve(p) for p in (paths.sysroot, paths.boot_dir, paths.esp)]
         self.run_dir = paths.resolve(paths.run_dir)
 
-    def _parent(self, path: str, allowed: list) -> tuple:
+    def real_parent(self, path: str, marker: bool = False) -> str:
+        """The real directory ``path`` is removed from; UnsafePathError when it lies outside what may be touched."""
+        allowed = [self.run_dir] if marker else self.allowed
         real_parent = self.paths.resolve(os.path.dirname(path))
         if not any(_within(real_parent, base) for base in allowed):
-            raise UnsafePathError("resolves to %s, outside the sysroot, boot dir and ESP; refusing to delete it" % real_parent,
-                                  path=path)
-        return _open_real_dir(real_parent), os.path.basename(path)
+            raise UnsafePathError("its directory resolves to %s, outside the %s; refusing to delete it"
+                                  % (real_parent, "run dir" if marker else "sysroot, boot dir and ESP"), path=path)
+        return real_parent
+
+    def _parent(self, path: str, marker: bool = False) -> tuple:
+        return _open_real_dir(self.real_parent(path, marker)), os.path.basename(path)
 
     def remove(self, path: str, what: str, want_dir: bool | None) -> bool:
         """Remove ``path`` (a tree when it is a directory); False when it no longer exists."""
-        parent_fd, name = self._parent(path, self.allowed)
+        parent_fd, name = self._parent(path)
         try:
             info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -764,7 +782,7 @@ class _HostRemover:
         return True
 
     def remove_marker(self, path: str) -> bool:
-        parent_fd, name = self._parent(path, [self.run_dir])
+        parent_fd, name = self._parent(path, marker=True)
         try:
             info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
             if not stat.S_ISREG(info.st_mode):
