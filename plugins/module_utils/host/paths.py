@@ -25,7 +25,7 @@ Locations and how their defaults are chosen (an explicit override always wins):
 Separate ``/boot`` partition (bootc issue #2399): bootc keeps reading ``/sysroot/boot`` even when
 ``/boot`` is its own partition mounted via ``systemd.mount-extra=``, where ``/sysroot/boot`` is an
 empty directory of the root filesystem. We prefer ``<root>/boot`` exactly in that situation: when
-``<sysroot>/boot`` holds no boot state while ``<root>/boot`` is a mount point or holds ``loader/``. When
+``<sysroot>/boot`` holds no boot state while ``<root>/boot`` is a mount point or holds boot state. When
 both hold boot state (the usual GRUB host, where they are the same filesystem) the sysroot wins,
 as in bootc. The ``boot_dir`` override lets an operator settle any other layout.
 
@@ -331,8 +331,8 @@ def _choose_boot_dir(probe: HostPaths, root: str, sysroot: str) -> tuple:
     if root_boot != sysroot_boot and not _holds_boot_state(probe, sysroot_boot) and probe.is_dir(root_boot):
         if probe.is_mount(root_boot):
             return root_boot, "<root>/boot: a mount point while <sysroot>/boot holds no loader/ or grub2/ (separate /boot, bootc#2399)"
-        if probe.is_dir(os.path.join(root_boot, "loader")):
-            return root_boot, "<root>/boot: holds loader/ while <sysroot>/boot holds no loader/ or grub2/ (separate /boot, bootc#2399)"
+        if _holds_boot_state(probe, root_boot):
+            return root_boot, "<root>/boot: holds loader/ or grub2/ while <sysroot>/boot holds neither (separate /boot, bootc#2399)"
     return sysroot_boot, "<sysroot>/boot"
 
 

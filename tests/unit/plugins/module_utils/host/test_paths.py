@@ -37,6 +37,7 @@ def test_root_must_be_a_directory(tmp_path):
 
 @pytest.mark.parametrize("sysroot_boot, root_boot, expected", [
     pytest.param((), ("loader/entries",), "root", id="separate-boot-partition-2399"),
+    pytest.param((), ("grub2",), "root", id="separate-boot-partition-grub-uki-2399"),
     pytest.param(("loader/entries",), ("loader/entries",), "sysroot", id="both-hold-entries-sysroot-wins"),
     pytest.param(("grub2",), ("loader/entries",), "sysroot", id="sysroot-holds-grub2"),
     pytest.param((), ("efi/EFI",), "sysroot", id="root-boot-without-loader"),
