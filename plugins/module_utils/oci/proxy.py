@@ -1,0 +1,567 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, bootc.composefs maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client of skopeo's image proxy, ``skopeo experimental-image-proxy`` (layer: oci).
+
+The proxy is how composefs-rs and bootc read images from any containers/image transport: one
+skopeo process per pull, asked for the manifest, the config and one blob at a time, so a pull
+fetches exactly the layers it lacks. Upstream: skopeo ``cmd/skopeo/proxy.go`` (the server and
+its protocol notes), containers-image-proxy-rs ``src/imageproxy.rs`` (the Rust client);
+composefs-rs ``crates/composefs-oci/src/skopeo.rs`` uses it the same way.
+
+Wire protocol (version 0.2.x; skopeo 1.9 speaks 0.2.3):
+
+- a ``SOCK_SEQPACKET`` socket pair; skopeo serves on its standard input (``--sockfd 0``);
+- request: one JSON message ``{"method": NAME, "args": [...]}``;
+- reply: one JSON message ``{"success": bool, "value": ..., "pipeid": int, "error": str}``; when
+  ``pipeid`` is not 0 the read end of a pipe comes with it as ``SCM_RIGHTS`` ancillary data and
+  carries the payload;
+- skopeo closes a pipe's write end only when ``FinishPipe(pipeid)`` is called, and the reply to
+  ``FinishPipe`` carries the payload's errors (short read, size or digest verification). It must
+  be read; a payload is only valid once that reply says success.
+
+=================== ========================== ===========================================
+method              args                       value (+ pipe)
+=================== ========================== ===========================================
+``Initialize``      none                       protocol version, e.g. ``"0.2.3"``
+``OpenImage``       ``"<transport>:<name>"``   image handle (an index is resolved to the
+                                               platform's manifest here)
+``GetManifest``     handle                     manifest digest *as the source names it*;
+                                               pipe: the manifest, converted to OCI when the
+                                               source has a Docker schema 2 one
+``GetFullConfig``   handle                     none; pipe: the OCI config as skopeo
+                                               re-serializes it (for converted manifests)
+``GetBlob``         handle, digest, size       the blob's size; pipe: the blob, checked by
+                                               skopeo against digest and size
+``FinishPipe``      pipeid                     none; success = the payload was complete
+``CloseImage``      handle                     none
+=================== ========================== ===========================================
+
+Per payload: request, reply with the pipe, ``FinishPipe`` sent at once, the pipe read to its end,
+then the ``FinishPipe`` reply received. skopeo answers requests one at a time and ``FinishPipe``
+waits for the payload's writer, so reading while it waits cannot deadlock, and one payload is
+read at a time. A reader that stops early closes the pipe; skopeo's writer then fails and the
+``FinishPipe`` reply (an error) is received and dropped, keeping the conversation in step.
+
+Every payload is also checked here, while it is read: its sha256 against the digest it was asked
+by, and its size. Limits: a reply message of more than ``MAX_REPLY_BYTES``; no reply within
+``reply_timeout``; no payload bytes for ``data_timeout`` (an ``unreachable`` failure: skopeo is
+waiting on a registry that stopped answering).
+
+:class:`ProxySource` is an image read through the proxy, presented as what the repository will
+store. skopeo presents some sources differently from their bytes, and the repository only ever
+stores content that hashes to its name, so (``form`` of the :class:`SourceImage`):
+
+=============== ===================================================== ===================================
+form            when                                                  stored
+=============== ===================================================== ===================================
+``exact``       the source has an OCI manifest (registries, layouts,  the manifest, config and layer blobs
+                archives written by skopeo or podman)                 byte for byte; ``manifest_digest`` =
+                                                                      ``source_digest``
+``converted``   the source has a Docker schema 2 manifest (``docker   skopeo's OCI conversion: its manifest
+                save`` archives, Docker-built registry images): the   bytes under their own sha256 and the
+                proxy returns an OCI conversion under the original    config ``GetFullConfig`` returns
+                digest                                                (the conversion names exactly it)
+``normalized``  a layer arrives uncompressed although the manifest    the manifest with those layers'
+                names a compressed blob: every layer of a             descriptors rewritten to
+                ``containers-storage`` image pulled compressed (c/    ``{mediaType: ...layer.v1.tar,
+                storage keeps only the uncompressed diff, served      digest: <diff_id>, size: <bytes>}``,
+                under its diff_id; its size comes from                under its own sha256
+                ``blob_size``), or a layer whose digest is its
+                diff_id but whose media type says compressed
+                (``docker-archive``)
+=============== ===================================================== ===================================
+
+``source_digest`` is always what the source calls the image (``skopeo inspect``, ``podman
+images --digests``); ``manifest_digest`` is what the repository stores and tags. Layers are
+identified by diff_id (artifacts: by blob digest), whatever the form, so the same content pulled
+through two forms shares its layer streams.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import io
+import json
+import os
+import select
+import socket
+import subprocess
+import tempfile
+from typing import Callable, NamedTuple
+
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import layout, skopeo
+from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
+    IMAGE_CONFIG_MEDIA_TYPE,
+    parse_diff_ids,
+    parse_json_document,
+)
+
+__all__ = [
+    "ImageProxy",
+    "ProxyPipe",
+    "ProxySource",
+    "SourceImage",
+    "SourceLayer",
+    "FORM_EXACT",
+    "FORM_CONVERTED",
+    "FORM_NORMALIZED",
+    "REPLY_TIMEOUT_SECONDS",
+    "DATA_TIMEOUT_SECONDS",
+    "normalize_manifest",
+]
+
+MAX_REPLY_BYTES = 1 << 20  # skopeo's own messages stay under 32 KiB
+MAX_JSON_PAYLOAD_BYTES = 16 << 20  # manifests and configs
+READ_CHUNK_BYTES = 1 << 20
+REPLY_TIMEOUT_SECONDS = 300.0  # opening an image may retry a slow registry for minutes
+DATA_TIMEOUT_SECONDS = 300.0
+EXIT_WAIT_SECONDS = 10.0
+SUPPORTED_PROTOCOL = "0.2."
+FORM_EXACT = "exact"
+FORM_CONVERTED = "converted"
+FORM_NORMALIZED = "normalized"
+CONTAINERS_STORAGE = "containers-storage"
+TAR_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+_FD_BYTES = array.array("i").itemsize
+
+
+class ProxyPipe(io.RawIOBase):
+    """One payload pipe: read it (hashing and counting), then :meth:`finish` for skopeo's verdict.
+
+    ``expected_digest`` (``sha256:<hex>``) and ``expected_size`` are checked by :meth:`finish`;
+    ``on_progress(bytes_read)`` is called about every ``READ_CHUNK_BYTES``.
+    """
+
+    def __init__(self, proxy: "ImageProxy", fd: int, pipeid: int, what: str, expected_digest: str | None = None,
+                 expected_size: int | None = None, on_progress: Callable[[int], None] | None = None) -> None:
+        super().__init__()
+        self._proxy = proxy
+        self._fd = fd
+        self.what = what
+        self.expected_digest = expected_digest
+        self.expected_size = expected_size
+        self._hasher = hashlib.sha256()
+        self._on_progress = on_progress
+        self._next_report = READ_CHUNK_BYTES
+        self.bytes_read = 0
+        self._finished = False
+        proxy.send("FinishPipe", pipeid)
+        proxy.pending = self
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._fd < 0:
+            return 0
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        if not poller.poll(self._proxy.data_timeout * 1000):
+            raise skopeo.tool_error(self.what, "no data from skopeo for %d seconds" % self._proxy.data_timeout,
+                                    command=self._proxy.argv, failure=skopeo.UNREACHABLE)
+        count = os.readv(self._fd, [buffer])
+        if count:
+            self._hasher.update(memoryview(buffer)[:count])
+            self.bytes_read += count
+            if self.expected_size is not None and self.bytes_read > self.expected_size:
+                raise skopeo.tool_error(self.what, "more than the %d bytes announced" % self.expected_size,
+                                        command=self._proxy.argv, failure=skopeo.DIGEST_MISMATCH)
+            if self._on_progress is not None and self.bytes_read >= self._next_report:
+                self._next_report = self.bytes_read + READ_CHUNK_BYTES
+                self._on_progress(self.bytes_read)
+        return count
+
+    def finish(self) -> None:
+        """Read what is left, take skopeo's ``FinishPipe`` reply, check size and digest; ToolError otherwise."""
+        try:
+            while self.read(READ_CHUNK_BYTES):
+                pass
+        except BaseException:
+            self.close()
+            raise
+        self._close_fd()
+        self._finished = True
+        self._proxy.pending = None
+        self._proxy.receive("FinishPipe", self.what)
+        if self.expected_size is not None and self.bytes_read != self.expected_size:
+            raise skopeo.tool_error(self.what, "got %d bytes, expected %d" % (self.bytes_read, self.expected_size),
+                                    command=self._proxy.argv, failure=skopeo.DIGEST_MISMATCH)
+        if self.expected_digest is not None:
+            actual = "sha256:" + self._hasher.hexdigest()
+            if actual != self.expected_digest:
+                raise skopeo.tool_error(self.what, "content has digest %s, not %s" % (actual, self.expected_digest),
+                                        command=self._proxy.argv, failure=skopeo.DIGEST_MISMATCH)
+        if self._on_progress is not None:
+            self._on_progress(self.bytes_read)
+
+    @property
+    def sha256(self) -> str:
+        """``sha256:<hex>`` of what was read so far."""
+        return "sha256:" + self._hasher.hexdigest()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def close(self) -> None:
+        """Abandon the payload unless finished (skopeo's error reply is received and dropped)."""
+        if not self.closed and not self._finished:
+            self._close_fd()
+            self._finished = True
+            self._proxy.pending = None
+            try:
+                self._proxy.receive("FinishPipe", self.what)
+            except ComposefsError:
+                pass
+        self._close_fd()
+        super().close()
+
+
+class ImageProxy:
+    """One ``skopeo experimental-image-proxy`` process and the conversation with it (context manager).
+
+    ``argv`` is the full command (``skopeo.proxy_argv``); ``what`` names the image in messages.
+    """
+
+    def __init__(self, argv, what: str, env: dict | None = None, reply_timeout: float = REPLY_TIMEOUT_SECONDS,
+                 data_timeout: float = DATA_TIMEOUT_SECONDS) -> None:
+        self.argv = [str(a) for a in argv]
+        self.what = what
+        self.env = env
+        self.reply_timeout = reply_timeout
+        self.data_timeout = data_timeout
+        self.version = None
+        self.pending = None
+        self._sock = None
+        self._proc = None
+        self._stderr = None
+
+    # --- process ------------------------------------------------------------------------------
+
+    def start(self) -> "ImageProxy":
+        """Start skopeo and ``Initialize``; ToolError (``missing-tool``...) when it cannot run."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._stderr = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
+        try:
+            self._proc = subprocess.Popen(self.argv, stdin=child.fileno(), stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                          stderr=self._stderr, env=self.env if self.env is not None else skopeo.tool_env(),
+                                          close_fds=True)
+        except OSError as err:
+            parent.close()
+            self._stderr.close()
+            raise skopeo.missing_tool_error(self.argv, err) from None
+        finally:
+            child.close()
+        parent.settimeout(self.reply_timeout)
+        self._sock = parent
+        try:
+            version = self.call("Initialize")[0]
+            if not isinstance(version, str) or not version.startswith(SUPPORTED_PROTOCOL):
+                raise skopeo.tool_error(self.what, "skopeo speaks image proxy protocol %r; protocol %sx is needed (skopeo 1.6 "
+                                        "or later)" % (version, SUPPORTED_PROTOCOL), command=self.argv)
+            self.version = version
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __enter__(self) -> "ImageProxy":
+        return self.start() if self._sock is None else self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def stderr_tail(self) -> str:
+        """The end of what skopeo wrote to its standard error so far."""
+        if self._stderr is None or self._stderr.closed:
+            return ""
+        self._stderr.flush()
+        size = self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, size - skopeo.STDERR_TAIL_CHARS))
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def close(self) -> None:
+        """Drop any payload in progress, end the conversation and reap skopeo (idempotent)."""
+        if self.pending is not None:
+            self.pending.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=EXIT_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def send(self, method: str, *args) -> None:
+        """Send one request."""
+        if self._sock is None:
+            raise ComposefsError("the image proxy for %s is not running" % self.what)
+        message = json.dumps({"method": method, "args": list(args)}).encode()
+        try:
+            self._sock.send(message)
+        except OSError as err:
+            raise self._died("sending %s: %s" % (method, err.strerror or err)) from None
+
+    def _died(self, doing: str):
+        rc = self._proc.poll() if self._proc is not None else None
+        if rc is None and self._proc is not None:
+            try:
+                rc = self._proc.wait(timeout=EXIT_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                rc = None
+        tail = self.stderr_tail()
+        text = "skopeo ended the conversation (%s, exit code %s)%s" % (doing, rc, ": " + tail.strip() if tail.strip() else "")
+        return skopeo.tool_error(self.what, text, command=self.argv, rc=rc, stderr=tail)
+
+    def receive(self, method: str, what: str | None = None) -> tuple:
+        """Receive one reply; return ``(value, fd or None, pipeid)``; ToolError for a failure reply."""
+        try:
+            data, ancdata, _flags, _addr = self._sock.recvmsg(MAX_REPLY_BYTES, socket.CMSG_SPACE(_FD_BYTES),
+                                                             socket.MSG_CMSG_CLOEXEC)
+        except socket.timeout:
+            raise skopeo.tool_error(what or self.what, "skopeo did not answer %s within %d seconds" % (method, self.reply_timeout),
+                                    command=self.argv, failure=skopeo.UNREACHABLE) from None
+        except OSError as err:
+            raise self._died("waiting for %s: %s" % (method, err.strerror or err)) from None
+        fds = array.array("i")
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % _FD_BYTES])
+        fd = fds[0] if fds else None
+        for extra in fds[1:]:
+            os.close(extra)
+        if not data:
+            if fd is not None:
+                os.close(fd)
+            raise self._died("waiting for %s" % method)
+        try:
+            reply = json.loads(data)
+            if not isinstance(reply, dict):
+                raise ValueError("not an object")
+        except ValueError as err:
+            if fd is not None:
+                os.close(fd)
+            raise skopeo.tool_error(what or self.what, "unreadable %s reply from skopeo: %s" % (method, err), command=self.argv) from None
+        if not reply.get("success"):
+            if fd is not None:
+                os.close(fd)
+            raise skopeo.tool_error(what or self.what, str(reply.get("error") or "%s failed" % method), command=self.argv,
+                                    stderr=self.stderr_tail())
+        pipeid = reply.get("pipeid") or 0
+        if pipeid and fd is None:
+            raise skopeo.tool_error(what or self.what, "%s reply names pipe %s but carries no descriptor" % (method, pipeid),
+                                    command=self.argv)
+        return reply.get("value"), fd, pipeid
+
+    def call(self, method: str, *args, what: str | None = None) -> tuple:
+        """Send a request and receive its reply; a payload still in progress is abandoned first."""
+        if self.pending is not None:
+            self.pending.close()
+        self.send(method, *args)
+        return self.receive(method, what)
+
+    def _payload(self, method: str, args: tuple, what: str, expected_digest=None, expected_size=None,
+                 on_progress=None) -> tuple:
+        value, fd, pipeid = self.call(method, *args, what=what)
+        if fd is None:
+            raise skopeo.tool_error(what, "%s reply carries no data pipe" % method, command=self.argv)
+        return value, ProxyPipe(self, fd, pipeid, what, expected_digest, expected_size, on_progress)
+
+    def _read_small(self, pipe: ProxyPipe) -> bytes:
+        with pipe:
+            data = pipe.read(MAX_JSON_PAYLOAD_BYTES + 1)
+            if len(data) > MAX_JSON_PAYLOAD_BYTES:
+                raise skopeo.tool_error(pipe.what, "more than %d bytes of JSON" % MAX_JSON_PAYLOAD_BYTES, command=self.argv)
+            pipe.finish()
+        return data
+
+    # --- methods ------------------------------------------------------------------------------
+
+    def open_image(self, name: str) -> int:
+        """``OpenImage``: return the handle of ``<transport>:<name>``."""
+        return self.call("OpenImage", name, what="opening %s" % name)[0]
+
+    def close_image(self, handle: int) -> None:
+        """``CloseImage``."""
+        self.call("CloseImage", handle)
+
+    def get_manifest(self, handle: int) -> tuple:
+        """``GetManifest``: return ``(manifest digest as the source names it, OCI manifest bytes)``."""
+        digest, pipe = self._payload("GetManifest", (handle,), "manifest of %s" % self.what)
+        return digest, self._read_small(pipe)
+
+    def get_full_config(self, handle: int) -> bytes:
+        """``GetFullConfig``: the OCI config as skopeo serializes it."""
+        return self._read_small(self._payload("GetFullConfig", (handle,), "config of %s" % self.what)[1])
+
+    def get_blob(self, handle: int, digest: str, size: int, on_progress=None) -> ProxyPipe:
+        """``GetBlob``: a pipe of blob ``digest``, checked against ``digest`` and ``size`` by :meth:`ProxyPipe.finish`."""
+        _value, pipe = self._payload("GetBlob", (handle, digest, size), "blob %s of %s" % (digest, self.what),
+                                     expected_digest=digest, expected_size=size, on_progress=on_progress)
+        return pipe
+
+    def read_blob(self, handle: int, digest: str, size: int) -> bytes:
+        """A small blob (a config), verified."""
+        return self._read_small(self.get_blob(handle, digest, size))
+
+    def blob_size(self, handle: int, digest: str) -> int:
+        """The size of blob ``digest`` as the source reports it (its pipe is abandoned unread).
+
+        For sources that serve a layer only uncompressed, under its diff_id (containers-storage),
+        where the manifest does not say the size; skopeo 1.9 has no ``GetLayerInfo``.
+        """
+        value, pipe = self._payload("GetBlob", (handle, digest, 0), "blob %s of %s" % (digest, self.what))
+        pipe.close()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise skopeo.tool_error("blob %s of %s" % (digest, self.what), "skopeo reported size %r" % (value,), command=self.argv)
+        return value
+
+
+# --- the image behind a reference ------------------------------------------------------------------
+
+
+class SourceLayer(NamedTuple):
+    """One layer: its id (diff_id, or blob digest for artifacts), stored descriptor, and how to fetch it."""
+
+    layer_id: str
+    descriptor: dict
+    fetch_digest: str
+    fetch_size: int
+    normalized: bool
+
+
+class SourceImage(NamedTuple):
+    """What the repository will store for an image (see the module docstring for ``form``)."""
+
+    source_digest: str
+    manifest_digest: str
+    manifest_bytes: bytes
+    manifest: dict
+    config_digest: str
+    config_bytes: bytes
+    config_media_type: str
+    layers: tuple
+    form: str
+
+    @property
+    def is_container_image(self) -> bool:
+        return self.config_media_type == IMAGE_CONFIG_MEDIA_TYPE
+
+    @property
+    def labels(self) -> dict:
+        """The config's ``config.Labels`` (empty for artifacts or when absent)."""
+        if not self.is_container_image:
+            return {}
+        document = parse_json_document(self.config_bytes, "config %s" % self.config_digest)
+        labels = (document.get("config") or {}).get("Labels") if isinstance(document.get("config"), dict) else None
+        return labels if isinstance(labels, dict) else {}
+
+    @property
+    def fetch_bytes(self) -> int:
+        """The bytes all layers take to fetch."""
+        return sum(layer.fetch_size for layer in self.layers)
+
+
+def normalize_manifest(manifest: dict, layers) -> bytes:
+    """The bytes of ``manifest`` with its layers replaced by ``layers`` (stored descriptors), compact JSON.
+
+    Key order is the source manifest's, so the same source always gives the same bytes.
+    """
+    document = dict(manifest)
+    document["mediaType"] = layout.MEDIA_TYPE_MANIFEST
+    document["layers"] = [layer.descriptor for layer in layers]
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class ProxySource:
+    """The image ``name`` (``<transport>:<name>``) read through an :class:`ImageProxy`."""
+
+    def __init__(self, proxy: ImageProxy, name: str, transport: str) -> None:
+        self.proxy = proxy
+        self.name = name
+        self.transport = transport
+        self.handle = None
+
+    def open(self) -> "ProxySource":
+        """``OpenImage`` (index resolved to the proxy's platform); ToolError classified on failure."""
+        self.handle = self.proxy.open_image(self.name)
+        return self
+
+    def close(self) -> None:
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            self.proxy.close_image(handle)
+
+    def resolve(self) -> SourceImage:
+        """Read manifest and config and decide each layer's fetch and descriptor (module docstring)."""
+        source_digest, manifest_bytes = self.proxy.get_manifest(self.handle)
+        oci_digest.validate_digest(source_digest, "manifest digest reported by skopeo for %s" % self.name)
+        manifest = parse_json_document(manifest_bytes, "manifest of %s" % self.name)
+        if "layers" not in manifest or "config" not in manifest:
+            raise FormatError("manifest of %s is not an image manifest (no config or layers)" % self.name)
+        actual = oci_digest.sha256_digest(manifest_bytes)
+        form = FORM_EXACT if actual == source_digest else FORM_CONVERTED
+        config = layout.parse_descriptor(manifest.get("config"), "manifest of %s: config" % self.name)
+        raw_layers = manifest.get("layers")
+        if not isinstance(raw_layers, list):
+            raise FormatError("manifest of %s has no layers list" % self.name)
+        descriptors = [layout.parse_descriptor(d, "manifest of %s: layers[%d]" % (self.name, i)) for i, d in enumerate(raw_layers)]
+        if form == FORM_CONVERTED:
+            config_bytes = self.proxy.get_full_config(self.handle)
+            got = oci_digest.sha256_digest(config_bytes)
+            if got != config.digest:
+                raise skopeo.tool_error("config of %s" % self.name, "skopeo's converted config has digest %s, its converted "
+                                        "manifest names %s" % (got, config.digest), command=self.proxy.argv,
+                                        failure=skopeo.DIGEST_MISMATCH)
+        else:
+            config_bytes = self.proxy.read_blob(self.handle, config.digest, config.size)
+        is_image = config.media_type == IMAGE_CONFIG_MEDIA_TYPE
+        if is_image:
+            diff_ids = parse_diff_ids(parse_json_document(config_bytes, "config %s" % config.digest), config.digest)
+            if len(diff_ids) != len(descriptors):
+                raise FormatError("config %s of %s lists %d diff_ids but its manifest has %d layers"
+                                  % (config.digest, self.name, len(diff_ids), len(descriptors)))
+        else:
+            diff_ids = tuple(d.digest for d in descriptors)
+        layers = tuple(self._layer(raw, descriptor, diff_id, is_image)
+                       for raw, descriptor, diff_id in zip(raw_layers, descriptors, diff_ids))
+        if any(layer.normalized for layer in layers):
+            form = FORM_NORMALIZED
+            manifest_bytes = normalize_manifest(manifest, layers)
+            manifest = parse_json_document(manifest_bytes, "normalized manifest of %s" % self.name)
+        return SourceImage(source_digest=source_digest, manifest_digest=oci_digest.sha256_digest(manifest_bytes),
+                           manifest_bytes=manifest_bytes, manifest=manifest, config_digest=config.digest,
+                           config_bytes=config_bytes, config_media_type=config.media_type, layers=layers, form=form)
+
+    def _layer(self, raw: dict, descriptor, diff_id: str, is_image: bool) -> SourceLayer:
+        compressed = layout.layer_compression(descriptor.media_type) not in (None, "none")
+        if is_image and self.transport == CONTAINERS_STORAGE and descriptor.digest != diff_id:
+            size = self.proxy.blob_size(self.handle, diff_id)
+            stored = _uncompressed_descriptor(raw, diff_id, size)
+            return SourceLayer(diff_id, stored, diff_id, size, True)
+        if is_image and descriptor.digest == diff_id and compressed:
+            stored = _uncompressed_descriptor(raw, diff_id, descriptor.size)
+            return SourceLayer(diff_id, stored, diff_id, descriptor.size, True)
+        return SourceLayer(diff_id, raw, descriptor.digest, descriptor.size, False)
+
+    def open_layer(self, layer: SourceLayer, on_progress=None) -> ProxyPipe:
+        """A verified pipe of ``layer``'s blob as it is to be stored."""
+        return self.proxy.get_blob(self.handle, layer.fetch_digest, layer.fetch_size, on_progress)
+
+
+def _uncompressed_descriptor(raw: dict, diff_id: str, size: int) -> dict:
+    stored = {key: value for key, value in raw.items() if key not in ("mediaType", "digest", "size", "urls")}
+    stored.update({"mediaType": TAR_MEDIA_TYPE, "digest": diff_id, "size": size})
+    return dict(sorted(stored.items()))
