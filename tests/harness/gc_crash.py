@@ -153,6 +153,11 @@ class CrashRun:
         self.expected = self.oracle.expected_after(self.before)
         rels = {"type1": os.path.relpath(self.build["paths"]["type1_dir"], self.pristine) + "/",
                 "state": os.path.relpath(self.build["paths"]["state_deploy"], self.pristine) + "/"}
+        self.trees = {}
+        for rel in self.removals:
+            for prefix in rels.values():
+                if rel.startswith(prefix):
+                    self.trees.setdefault(prefix + rel[len(prefix):].split("/")[0], set()).add(rel)
         self.report["oracle"] = self.oracle.summary()
         self.report["work_per_phase"] = gchost.phase_work(self.before, self.expected, rels)
         for phase, count in self.report["work_per_phase"].items():
@@ -219,6 +224,7 @@ class CrashRun:
                 self.fail(kill, "%s: unexpected new path %s" % (rel, after[rel]))
         for problem in gchost.live_problems(path, self.oracle):
             self.fail(kill, problem)
+        kill["partial_trees"] = sum(1 for members in self.trees.values() if 0 < len(members & set(after)) < len(members))
         live = sorted(self.oracle.live["objects"])
         sample = self.rng.sample(live, min(self.sizes["sample"], len(live)))
         for problem in self.fsverity.check_objects(os.path.join(path, gchost.REPO_REL), sample):
@@ -302,6 +308,7 @@ class CrashRun:
         report["kills_per_mode"] = per_mode
         report["kills_per_phase"] = ordered
         report["in_deletion_phases"] = sum(c for p, c in per_phase.items() if p not in ("plan", "completed"))
+        report["inside_a_tree_removal"] = sum(1 for k in kills if k.get("partial_trees"))
         report["failures"] = len(self.failures)
         report["failure_details"] = self.failures[:50]
         return report
@@ -332,7 +339,8 @@ def main(argv=None) -> int:
         print("gc_crash: %d kills (%s), %d in deletion phases, timed kills that missed: %d"
               % (report["kills"], ", ".join("%s %d" % kv for kv in sorted(report["kills_per_mode"].items())),
                  report["in_deletion_phases"], report["timed_misses"]))
-        print("  per phase: %s" % ", ".join("%s %d" % kv for kv in report["kills_per_phase"].items()))
+        print("  per phase: %s; inside a tree removal (rm -rf half done): %d"
+              % (", ".join("%s %d" % kv for kv in report["kills_per_phase"].items()), report["inside_a_tree_removal"]))
         print("  host: %s; work per phase: %s" % (report["oracle"], report["work_per_phase"]))
         print("  uninterrupted GC: %s" % report["uninterrupted"])
         print("  deterministic build: %s; fsverity digests checked: %d; %.1f s"

@@ -68,15 +68,12 @@ class ChildOutcome:
         return STEP_PHASES.get(steps[-1]["kind"], steps[-1]["kind"])
 
 
-def fork_call(func, events_path: str, kill_after: float | None = None, anchor: str | None = None,
-              uid: int | None = None, gid: int | None = None) -> ChildOutcome:
-    """Run ``func(emit)`` in a forked child; SIGKILL it ``kill_after`` seconds after the fork when given.
+def spawn(func, events_path: str, uid: int | None = None, gid: int | None = None) -> tuple:
+    """Fork a child running ``func(emit)``; return ``(pid, monotonic fork time)`` at once.
 
-    With ``anchor`` (an event kind) the delay starts when the child emits its first event of
-    that kind instead (the parent polls the events file every 0.2 ms), so that a kill drawn from
-    the window of the deletions lands there however long the planning took.
-    ``emit(event, **data)`` appends an event. With ``uid``/``gid`` the child drops to that user
-    first. The child never returns into the caller's code: it always ends with ``os._exit``.
+    ``emit(event, **data)`` appends an event (``t`` is seconds since the fork, ``at`` the
+    monotonic clock, comparable between children). With ``uid``/``gid`` the child drops to that
+    user first. The child never returns into the caller's code: it always ends with ``os._exit``.
     """
     fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o666)
     started = time.monotonic()
@@ -91,8 +88,10 @@ def fork_call(func, events_path: str, kill_after: float | None = None, anchor: s
                 os.setuid(uid)
 
             def emit(event, **data):
+                now = time.monotonic()
                 data["k"] = event
-                data["t"] = round(time.monotonic() - started, 6)
+                data["t"] = round(now - started, 6)
+                data["at"] = now
                 os.write(fd, (json.dumps(data, sort_keys=True) + "\n").encode())
 
             try:
@@ -105,6 +104,23 @@ def fork_call(func, events_path: str, kill_after: float | None = None, anchor: s
         finally:
             os._exit(code)  # pylint: disable=protected-access
     os.close(fd)
+    return pid, started
+
+
+def wait(pid: int, started: float, events_path: str) -> ChildOutcome:
+    """Wait for a child of :func:`spawn` and read its events."""
+    return _outcome(os.waitpid(pid, 0)[1], events_path, started)
+
+
+def fork_call(func, events_path: str, kill_after: float | None = None, anchor: str | None = None,
+              uid: int | None = None, gid: int | None = None) -> ChildOutcome:
+    """Run ``func(emit)`` in a forked child (:func:`spawn`) and wait; SIGKILL it ``kill_after`` seconds after the fork.
+
+    With ``anchor`` (an event kind) the delay starts when the child emits its first event of
+    that kind instead (the parent polls the events file every 0.2 ms), so that a kill drawn from
+    the window of the deletions lands there however long the planning took.
+    """
+    pid, started = spawn(func, events_path, uid, gid)
     status = None
     if kill_after is not None:
         origin = started
@@ -186,7 +202,8 @@ def gc_steps(root: str, kill_at_step: int | None = None, request=None):
 
         result = gc_operation.apply_gc(plan, step=step)
         data = result.as_dict()
+        repo = data.get("repository") or {}
         return {"changed": data["changed"], "objects_removed": data.get("objects_removed"),
-                "validation": (data.get("repository") or {}).get("validation")}
+                "validation": repo.get("validation"), "kept_objects": repo.get("kept_objects", 0)}
 
     return run

@@ -13,7 +13,9 @@ bootc tag create         the booted deployment's bootc tag is missing (``live-ma
 bootc tag remove         deployment 2's tag, the damage image's tag, ``stale_bootc_tags`` and the
                          garbage images (all ``localhost/bootc-*``, used by no deployment)
 repository GC            everything only those images keep: layers, configs, manifests, EROFS images;
-                         ``garbage_images`` images of ``garbage_files`` distinct files each
+                         ``garbage_images`` images of ``garbage_files`` distinct files each; the
+                         first garbage image's layer stream object is gone (an interrupted
+                         composefs-rs GC, spec 12.4), so its entry is pruned last
 ======================== =========================================================================
 
 Live: the staged (4), booted (3) and rollback (1) deployments and the app image
@@ -113,8 +115,22 @@ def build_gc_host(root: str, params: HostParams, scratch: str) -> dict:
     dropped = [d for d in result["deployments"] if d["version"] == DROPPED_VERSION][0]
     os.unlink(dropped["entry_path"])
     result["dropped"] = dropped
-    result["garbage_manifests"] = add_garbage_images(os.path.join(root, REPO_REL), scratch, params)
+    repo_path = os.path.join(root, REPO_REL)
+    result["garbage_manifests"] = add_garbage_images(repo_path, scratch, params)
+    if result["garbage_manifests"]:
+        result["dangling_entry"] = _drop_layer_object(repo_path, result["garbage_manifests"][0])
     return result
+
+
+def _drop_layer_object(repo_path: str, manifest_digest: str) -> str:
+    """Unlink the object of the first layer stream of ``manifest_digest`` (found with the oracle reader); return its entry."""
+    repo = oracle.RepoOracle(repo_path)
+    streams = repo.entries("streams")
+    manifest = repo.splitstream(streams["oci-manifest-" + manifest_digest])
+    layer = sorted(name for name in manifest["named_refs"] if not name.startswith("config:"))[0]
+    entry = "oci-layer-" + layer
+    os.unlink(oracle.object_path(repo_path, streams[entry]))
+    return "streams/" + entry
 
 
 def _rel(root: str, path: str) -> str:
