@@ -57,8 +57,8 @@ def _timed(argv, env):
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0 or "SUCCESS" not in proc.stdout:
-        raise SystemExit("bench_status: %s failed (rc %d):\n%s%s" % (" ".join(argv), proc.returncode, proc.stdout[-2000:],
-                                                                    proc.stderr[-2000:]))
+        raise SystemExit("bench_status: %s failed (rc %d):\n%s%s"
+                         % (" ".join(argv), proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
     return elapsed, proc.stdout
 
 

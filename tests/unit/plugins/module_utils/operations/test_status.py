@@ -13,7 +13,6 @@ import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import HostError
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import status
-from ansible_collections.bootc.composefs.tests.unit.builders import host_tree
 from ansible_collections.bootc.composefs.tests.unit.builders import repo_builder as rb
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.operations import image_repo
 
