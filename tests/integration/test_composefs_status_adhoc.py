@@ -100,8 +100,9 @@ def test_oracles_agree(ansible_adhoc, simulated_host, preset, variant):
                 assert item["boot_digest"] == hashlib.sha256(kernel.read() + initrd.read()).hexdigest()
 
 
-def test_every_damage_is_a_finding(ansible_adhoc, simulated_host):
-    built = simulated_host("damaged")
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_damage_is_a_finding(ansible_adhoc, simulated_host, variant):
+    built = simulated_host("damaged", variant)
     result = _status(ansible_adhoc, built)
     found = {}
     for finding in result["findings"]:
