@@ -112,6 +112,7 @@ __all__ = [
     "REPLY_TIMEOUT_SECONDS",
     "DATA_TIMEOUT_SECONDS",
     "normalize_manifest",
+    "uncompressed_descriptor",
 ]
 
 MAX_REPLY_BYTES = 1 << 20  # skopeo's own messages stay under 32 KiB
@@ -549,10 +550,10 @@ class ProxySource:
         compressed = layout.layer_compression(descriptor.media_type) not in (None, "none")
         if is_image and self.transport == CONTAINERS_STORAGE and descriptor.digest != diff_id:
             size = self.proxy.blob_size(self.handle, diff_id)
-            stored = _uncompressed_descriptor(raw, diff_id, size)
+            stored = uncompressed_descriptor(raw, diff_id, size)
             return SourceLayer(diff_id, stored, diff_id, size, True)
         if is_image and descriptor.digest == diff_id and compressed:
-            stored = _uncompressed_descriptor(raw, diff_id, descriptor.size)
+            stored = uncompressed_descriptor(raw, diff_id, descriptor.size)
             return SourceLayer(diff_id, stored, diff_id, descriptor.size, True)
         return SourceLayer(diff_id, raw, descriptor.digest, descriptor.size, False)
 
@@ -561,7 +562,8 @@ class ProxySource:
         return self.proxy.get_blob(self.handle, layer.fetch_digest, layer.fetch_size, on_progress)
 
 
-def _uncompressed_descriptor(raw: dict, diff_id: str, size: int) -> dict:
+def uncompressed_descriptor(raw: dict, diff_id: str, size: int) -> dict:
+    """The stored descriptor of a layer that arrives uncompressed: ``raw``'s other keys, tar media type, diff_id, size."""
     stored = {key: value for key, value in raw.items() if key not in ("mediaType", "digest", "size", "urls")}
     stored.update({"mediaType": TAR_MEDIA_TYPE, "digest": diff_id, "size": size})
     return dict(sorted(stored.items()))
