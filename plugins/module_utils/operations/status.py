@@ -310,6 +310,9 @@ def _scan_objects(repo, found: list) -> tuple:
                          and repo_paths.is_object_subdir(e.name))
     except FileNotFoundError:
         subdirs = []
+    except OSError as err:
+        found.append(_finding(findings.UNREADABLE_FILE, objects_dir, "cannot list objects: %s" % _reason(err)))
+        subdirs = []
     for subdir in subdirs:
         directory = os.path.join(objects_dir, subdir)
         try:
@@ -406,7 +409,11 @@ def _users(verities) -> str:
 
 def _report_open_failure(repo, manifest_digest: str, err, users: str, found: list) -> None:
     stream_name = oci_digest.manifest_stream_name(manifest_digest)
-    if not repo.has_stream(stream_name):
+    try:
+        present = repo.has_stream(stream_name)
+    except (OSError, ComposefsError):
+        present = True  # a malformed entry: reported by the entry check, and below as unreadable
+    if not present:
         found.append(_finding(MISSING_STREAM, os.path.join(repo.path, repo_paths.STREAMS, stream_name),
                               "the manifest stream of deployment(s) %s does not exist" % users))
     elif isinstance(err, DanglingRefError):
@@ -490,7 +497,14 @@ def _check_live_data(repo, index: _ObjectIndex, live: dict, opened: dict, deep: 
             except (OSError, ComposefsError) as err:
                 _report_open_failure(repo, manifest_digest, err, users, found)
                 continue
-        if not _check_streams(repo, index, image, users, found):
+        try:
+            complete = _check_streams(repo, index, image, users, found)
+        except (OSError, ComposefsError) as err:
+            found.append(_finding(findings.UNREADABLE_FILE, getattr(err, "path", None) or repo.path,
+                                  "cannot check the streams of image %s of deployment(s) %s: %s"
+                                  % (manifest_digest, users, _reason(err))))
+            continue
+        if not complete:
             continue
         try:
             closure = oci_image.image_object_closure(repo, manifest_digest) if deep else _stream_closure(repo, image)
@@ -513,6 +527,13 @@ def _check_live_data(repo, index: _ObjectIndex, live: dict, opened: dict, deep: 
 def _check_boot_images(repo, index: _ObjectIndex, state, found: list) -> None:
     for deployment in state.deployments:
         where = os.path.join(repo.path, repo_paths.IMAGES, deployment.verity)
+        try:
+            repo_paths.validate_object_id(deployment.verity, repo.algorithm)
+        except ComposefsError:
+            found.append(_finding(MISSING_IMAGE, where, "%s deployment %s cannot have a boot image in this repository: its "
+                                                        "name is not a %s digest (%d hex digits)"
+                                  % (deployment.role, deployment.verity, repo.algorithm.name, 2 * repo.algorithm.digest_size)))
+            continue
         try:
             object_id = repo.image_object_id(deployment.verity)
         except (OSError, ComposefsError) as err:

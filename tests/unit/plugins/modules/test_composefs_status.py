@@ -135,3 +135,12 @@ def test_every_return_key_is_documented():
             else:
                 assert "sample" in entry, "%s.%s" % (where, name)
     walk(doc, "RETURN")
+
+
+def test_every_finding_code_is_documented():
+    findings = importlib.import_module("ansible_collections.bootc.composefs.plugins.module_utils.host.findings")
+    images = importlib.import_module("ansible_collections.bootc.composefs.plugins.module_utils.host.images")
+    status = importlib.import_module("ansible_collections.bootc.composefs.plugins.module_utils.operations.status")
+    text = " ".join(yaml.safe_load(composefs_status.RETURN)["findings"]["description"])
+    for code in findings.CODES + status.CODES + (images.UNRESOLVED_IMAGE,):
+        assert "C(%s)" % code in text, code

@@ -11,8 +11,9 @@ import shutil
 
 import pytest
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import HostError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import HostError, UnsafePathError
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import status
+from ansible_collections.bootc.composefs.plugins.module_utils.repository.repo import Repository
 from ansible_collections.bootc.composefs.tests.unit.builders import repo_builder as rb
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.operations import image_repo
 
@@ -380,3 +381,54 @@ def test_unreferenced_tag_caveat_names_unresolved_deployments(sim_host):
     sim_host.tree.booted(image.boot_id)
     message = _finding(_read(sim_host), "unreferenced-bootc-tag")[0]["message"]
     assert image.boot_id in message
+
+
+# -- robustness: nothing but HostError ever escapes ----------------------------------------------
+
+
+def test_verity_that_cannot_name_an_image_here(sim_host):
+    verity = "f" * 128  # a sha512-sized verity in this sha256 repository
+    sim_host.tree.type1_deployment(verity, "bootc_simos-1-1.conf", sort_key="bootc-simos-0")
+    sim_host.tree.booted(verity)
+    found = _finding(_read(sim_host), "missing-image")
+    assert "is not a sha256 digest (64 hex digits)" in found[0]["message"]
+
+
+def test_repository_symlink_cannot_leave_the_root(three_deployments, tmp_path):
+    host, _images = three_deployments
+    outside = tmp_path / "outside-repo"
+    shutil.move(str(host.tree.sysroot / "composefs"), str(outside))
+    os.symlink(str(outside), host.tree.sysroot / "composefs")  # absolute: resolved inside the root, chroot-style
+    result = _read(host)
+    assert _finding(result, "missing-repository")
+    assert result.data["repository"]["exists"] is False
+
+
+def test_unlistable_objects_directory_is_a_finding(three_deployments, monkeypatch):
+    host, _images = three_deployments
+    real_scandir = os.scandir
+    objects = str(host.tree.sysroot / "composefs" / "objects")
+
+    def scandir(path="."):
+        if str(path) == objects:
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(status.os, "scandir", scandir)
+    result = _read(host, usage=True)
+    assert objects in [f["path"] for f in _finding(result, "unreadable-file")]
+    assert result.data["repository"]["usage"]["objects"] == 0
+
+
+@pytest.mark.parametrize("method", ["has_stream", "has_object", "image_object_id", "list_stream_refs", "list_stream_entries"])
+def test_repository_errors_become_findings(three_deployments, monkeypatch, method):
+    host, images = three_deployments
+    _damage_manifest_entry(host, images)  # makes the status look at the manifest stream again
+
+    def broken(*_args, **_kwargs):
+        raise UnsafePathError("injected failure", path="/somewhere")
+
+    monkeypatch.setattr(Repository, method, broken)
+    result = _read(host)
+    assert result.data["findings"]
+    assert _by_role(result)["booted"]["verity"] == images["booted"].boot_id
