@@ -341,12 +341,13 @@ def _scan_objects(repo, found: list) -> tuple:
 def _check_entries(repo, category: str, listing, index: _ObjectIndex, found: list) -> set:
     """Names of the usable first-level entries of ``category``; findings for malformed or dangling ones."""
     usable = set()
+    missing = set(index.missing(entry.object_id for entry in listing if entry.object_id is not None))
     for entry in listing:
         where = os.path.join(repo.path, category, entry.name)
         if entry.object_id is None:
             found.append(_finding(MALFORMED_REF, where, "entry is not a symlink to ../objects/<xx>/<rest>: %s" % entry.problem))
             continue
-        if not index.exists(entry.object_id):
+        if entry.object_id in missing:
             found.append(_finding(DANGLING_REF, where, "entry names object %s, which does not exist"
                                   % repo_paths.object_repo_path(entry.object_id)))
             continue
