@@ -69,7 +69,7 @@ options:
   repository:
     description:
       - Remove the repository objects nothing live reaches, then the C(images/) and C(streams/) entries that
-        named them. Dangling refs are reported in RV(repository.dangling_refs), never removed.
+        named them. Dangling refs are reported in C(repository.dangling_refs), never removed.
     type: bool
     default: true
   repo_gc_backend:

@@ -91,7 +91,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     PlanError,
     UnsafePathError,
 )
-from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, entries as host_entries, findings, grub
+from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, findings, grub
 from ansible_collections.bootc.composefs.plugins.module_utils.host import deployments as host_deployments
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import cfsctl
@@ -466,9 +466,9 @@ def _plan_boot_binaries(state, notes: _Notes) -> tuple:
 def _plan_state_dirs(state, live: tuple, notes: _Notes) -> tuple:
     named = {entry.verity for entry in state.entries if entry.verity is not None}
     if state.booted_verity not in named:
+        where = os.path.join(state.paths.state_deploy_dir, state.booted_verity)
         notes.errors.append("%s: inconsistent state: the booted deployment %s has no boot entry; refusing to collect "
-                            "state dirs (bootc refuses too)" % (os.path.join(state.paths.state_deploy_dir, state.booted_verity),
-                                                               state.booted_verity))
+                            "state dirs (bootc refuses too)" % (where, state.booted_verity))
     removals = []
     for verity in state.state_dirs:
         if verity in named or verity in live or verity == state.booted_verity:
@@ -861,8 +861,6 @@ def run_gc(request: GcRequest, check_mode: bool = False, step: Callable | None =
     if check_mode:
         return plan
     return apply_gc(plan, step=step, runner=runner)
-
-
 
 
 def apply_gc(plan: GcPlan, step: Callable | None = None, runner=None) -> GcResult:

@@ -89,7 +89,6 @@ Memory and speed (a benchmark lives in ``bench/``): the live set holds raw diges
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from dataclasses import dataclass, field

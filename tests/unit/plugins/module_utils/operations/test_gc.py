@@ -330,7 +330,7 @@ def test_orphan_state_dir_removal_never_follows_symlinks(host, tmp_path):
     assert (outside / "precious").read_text() == "keep"
 
 
-def test_stale_staged_marker_is_removed_and_a_real_one_kept(host, sim_host_marker=None):
+def test_stale_staged_marker_is_removed_and_a_real_one_kept(host):
     marker = host.host.tree.root / "run" / "composefs" / "staged-deployment"
     assert plan(host.host).staged_marker is None
     host.host.tree.staged_marker(host.orphan_verity)
@@ -600,32 +600,26 @@ def test_a_crash_at_any_step_keeps_every_live_deployment_and_a_rerun_converges(h
     for number in range(1, count + 1):
         work = tmp_path / ("crash-%d" % number)
         shutil.copytree(str(pristine), str(work), symlinks=True)
-        seen = [0]
-
-        def step(kind, _what, limit=number, seen=seen):
-            if kind != "locked":
-                seen[0] += 1
-                if seen[0] == limit:
-                    raise Crash()
-
         with pytest.raises(Crash):
-            gc.run_gc(gc.GcRequest(root=str(work)), step=step)
-        moved = Garbage.__new__(Garbage)
-        moved.__dict__.update(host.__dict__)
-        moved.repo_root = work / "sysroot" / "composefs"
-        moved.host = type("Moved", (), {"tree": _moved_tree(host.host.tree, work)})()
-        assert_intact(fsverity_tool, moved.repo_root, host.live_closure())
+            gc.run_gc(gc.GcRequest(root=str(work)), step=_crash_at(number))
+        assert_intact(fsverity_tool, work / "sysroot" / "composefs", host.live_closure())
         for path in host.live_paths():
             assert os.path.exists(str(work / os.path.relpath(str(path), str(host.host.root)))), (number, path)
         gc.run_gc(gc.GcRequest(root=str(work)))
         assert _snapshot(work) == end, number
 
 
-def _moved_tree(tree, root):
-    moved = host_tree.HostTree.__new__(host_tree.HostTree)
-    moved.__dict__.update(tree.__dict__)
-    moved.root = root
-    return moved
+def _crash_at(number):
+    """A step hook that raises before the ``number``-th deletion or creation."""
+    seen = [0]
+
+    def step(kind, _what):
+        if kind != "locked":
+            seen[0] += 1
+            if seen[0] == number:
+                raise Crash()
+
+    return step
 
 
 # --- the cfsctl backend --------------------------------------------------------------------------------
@@ -661,4 +655,3 @@ def test_cfsctl_failure_is_a_tool_error_with_the_command_and_stderr(host):
     with pytest.raises(ToolError) as raised:
         run(host.host, runner=runner, repo_gc_backend="cfsctl")
     assert raised.value.command[0] == "cfsctl" and "Acquiring exclusive lock" in raised.value.stderr
-
