@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--files", type=int, help="new files per round")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
-    parser.add_argument("--workdir", help="directory for the trees (default: a new temporary directory, removed)")
+    parser.add_argument("--workdir", help="directory for the trees (default: a new temporary directory in /dev/shm if possible, removed)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -312,7 +312,7 @@ def main(argv=None) -> int:
     oracle.ensure_composefs_oracle()
     started = time.monotonic()
     owned = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="gc-concurrency-") if owned else args.workdir
+    workdir = tempfile.mkdtemp(prefix="gc-concurrency-", dir=treesnap.scratch_parent()) if owned else args.workdir
     os.makedirs(workdir, exist_ok=True)
     try:
         run = ConcurrencyRun(workdir, sizes, args.seed)

@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--garbage-images", type=int)
     parser.add_argument("--garbage-files", type=int)
     parser.add_argument("--statedir-files", type=int)
-    parser.add_argument("--workdir", help="directory for the trees (default: a new temporary directory, removed)")
+    parser.add_argument("--workdir", help="directory for the trees (default: a new temporary directory in /dev/shm if possible, removed)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -321,7 +321,7 @@ def main(argv=None) -> int:
     oracle.ensure_composefs_oracle()
     started = time.monotonic()
     owned = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="gc-crash-") if owned else args.workdir
+    workdir = tempfile.mkdtemp(prefix="gc-crash-", dir=treesnap.scratch_parent()) if owned else args.workdir
     os.makedirs(workdir, exist_ok=True)
     try:
         run = CrashRun(workdir, sizes, args.seed)

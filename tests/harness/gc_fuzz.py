@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+"""Fuzz harness of the GC: corrupted inputs must give a clean failure or a correct plan, and never a wrong deletion.
+
+Run as root (the GC runs as ``nobody`` in a child, so that even a traversal bug could not delete
+``/etc``), from the repository root, ``make env`` once::
+
+    .venv/bin/python tests/harness/gc_fuzz.py                 # CI size: 800 inputs, 2 workers, ~35 s
+    .venv/bin/python tests/harness/gc_fuzz.py --full          # 10000 inputs
+    .venv/bin/python tests/harness/gc_fuzz.py --inputs 500 --seed 9 --jobs 4 --json
+
+The host is the GC host of ``gchost.py`` (small), owned by ``nobody``. Each input is one
+corruption of a fresh hard-link copy of it (a fixed seed picks kind, target and bytes):
+
+===================== =====================================================================================
+kind                  what is corrupted
+===================== =====================================================================================
+splitstream-truncate  the object of a ``streams/`` entry (manifest, config, layer; live or garbage),
+splitstream-bitflip   cut at a random length / 1-3 bits flipped (half of them in the first 256 bytes)
+erofs-truncate        the object of an ``images/`` entry: a live deployment's boot image (a GC root),
+erofs-bitflip         an EROFS image a live config names, a garbage image
+origin-*              ``<v>.origin`` of a live deployment or an orphan state dir
+bls-*                 a BLS entry (``loader/entries``, ``entries.staged``)
+meta-*                the repository's ``meta.json``
+symlink-escape        a repository entry, a tag ref, an ``objects/<xx>`` dir, a state dir, a kernel dir, a BLS
+                      entry or an entries dir (category drawn first) replaced by a symlink to ``/etc``, ``/``,
+                      or (absolute or relative) the original content moved outside the host (or, for
+                      symlinks, a canary file there); ``outside-<worker>/`` is owned by ``nobody``: deletable
+===================== =====================================================================================
+
+Then, in a forked child running as ``nobody``: ``plan_gc`` + ``apply_gc`` (what the module does
+without check mode). The whole host and ``outside/`` are snapshotted before and after (paths,
+kinds, symlink texts, inode + mtime of files); ``/`` and ``/etc`` are checked for deletions at the
+start, every 1000 inputs of a worker and at the end. Inputs are shared out between ``--jobs``
+forked workers (each with its own random stream ``seed:worker:jobs``, work trees and
+``outside-<worker>/``): the inputs depend on the seed and the number of jobs. Outcomes:
+
+================== ===========================================================================================
+``error``          a ``ComposefsError`` whose message names the corrupted file; nothing changed anywhere
+``plan-exact``     the GC ran and did exactly what the oracle says a GC of the intact host does
+``plan-kept-more`` it removed a subset of that (nothing unexpected)
+``plan-input``     it removed more, but the corrupted file still parses with another meaning (an independent
+                   parse of the BLS entry, origin or meta.json differs): the GC followed the new meaning
+failures:          ``crash`` (another exception type), ``error-unnamed`` (message does not name the file),
+                   ``error-dirty`` (an error, yet something changed), ``plan-unsafe`` (removed something the
+                   oracle keeps, the input's meaning unchanged or only its bytes damaged),
+                   ``outside-touched`` (anything outside the host changed)
+================== ===========================================================================================
+
+Exit status 0 when there is no failure. Counts are printed by kind and outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+import random
+import re
+import sys
+import tempfile
+import time
+
+HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "tests", "tools"))
+import simhost  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+import gcchild  # noqa: E402  pylint: disable=wrong-import-position
+import gchost  # noqa: E402  pylint: disable=wrong-import-position
+import oracle  # noqa: E402  pylint: disable=wrong-import-position
+import treesnap  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.bootc.composefs.plugins.module_utils.operations import gc as gc_operation  # noqa: E402  pylint: disable=wrong-import-position
+
+CI = {"inputs": 800}
+FULL = {"inputs": 10000}
+KIND_WEIGHTS = {
+    "splitstream-truncate": 12, "splitstream-bitflip": 16, "erofs-truncate": 8, "erofs-bitflip": 12,
+    "origin-truncate": 5, "origin-bitflip": 8, "bls-truncate": 5, "bls-bitflip": 8, "meta-truncate": 4,
+    "meta-bitflip": 6, "symlink-escape": 16,
+}
+FAILURES = ("crash", "error-unnamed", "error-dirty", "plan-unsafe", "outside-touched")
+OUTCOMES = ("error", "plan-exact", "plan-kept-more", "plan-input") + FAILURES
+SYSTEM_CHECK_EVERY = 1000
+BLS_KEYS = ("linux", "initrd", "options", "efi", "uki")
+ORIGIN_KEYS = (("origin", "container-image-reference"), ("boot", "boot_type"), ("boot", "digest"), ("image", "manifest_digest"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--full", action="store_true", help="full size (%d inputs)" % FULL["inputs"])
+    parser.add_argument("--inputs", type=int)
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
+    parser.add_argument("--kinds", help="comma-separated kinds to fuzz (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default %(default)s; results depend on it)")
+    parser.add_argument("--workdir", help="directory for the trees (default: a new temporary directory in /dev/shm if possible, removed)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+# --- independent readings of the text inputs (is a damaged file still saying the same thing?) ----
+
+
+def bls_meaning(data: bytes):
+    """``{key: [values]}`` of the BLS keys a GC reads (``linux``, ``initrd``, ``options``, ``efi``, ``uki``), or None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    found = {}
+    for line in text.splitlines():
+        key, _sep, value = line.strip().partition(" ")
+        if key in BLS_KEYS:
+            found.setdefault(key, []).append(" ".join(value.split()))
+    return found
+
+
+def origin_meaning(data: bytes):
+    """``{(section, key): value}`` of the origin keys bootc reads, or None when it is no keyfile."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    found = {}
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"\[([^\]]*)\]", line)
+        if match:
+            section = match.group(1)
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or section is None:
+            return None
+        if (section, key.strip()) in ORIGIN_KEYS:
+            found[(section, key.strip())] = value.strip()
+    return found
+
+
+def meta_meaning(data: bytes):
+    """The parsed meta.json, or None."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+MEANINGS = {"bls": bls_meaning, "origin": origin_meaning, "meta": meta_meaning}
+
+
+# --- targets and corruptions --------------------------------------------------------------------------
+
+
+class Targets:
+    """What can be corrupted in the pristine host, with what the oracle says about each."""
+
+    def __init__(self, root: str, gc_oracle: gchost.GcOracle, build: dict) -> None:
+        repo = gc_oracle.repo
+        repo_rel = gchost.REPO_REL
+        live = gc_oracle.live["objects"]
+        live_verities = set(gc_oracle.live_verities)
+        self.streams = []
+        names_by_object = {}
+        for name, object_id in sorted(repo.entries("streams").items()):
+            names_by_object.setdefault(object_id, []).append(name)
+        for name, object_id in sorted(repo.entries("images").items()):
+            names_by_object.setdefault(object_id, []).append(name)
+        self.names_by_object = names_by_object
+        for name, object_id in sorted(repo.entries("streams").items()):
+            path = os.path.join(repo_rel, "objects", object_id[:2], object_id[2:])
+            if os.path.exists(os.path.join(root, path)):
+                kind = name.split("-", 2)[1] if name.startswith("oci-") else "stream"
+                self.streams.append({"path": path, "object": object_id, "what": "%s (%s)" % (kind, "live" if object_id in live else "garbage")})
+        self.erofs = []
+        for name, object_id in sorted(repo.entries("images").items()):
+            path = os.path.join(repo_rel, "objects", object_id[:2], object_id[2:])
+            if name in live_verities:
+                what = "boot image of a live deployment (root)"
+            elif object_id in live:
+                what = "image a live config names"
+            else:
+                what = "garbage image"
+            self.erofs.append({"path": path, "object": object_id, "what": what})
+        state = build["paths"]["state_deploy"]
+        self.origins = []
+        for verity in sorted(os.listdir(state)):
+            path = os.path.relpath(os.path.join(state, verity, verity + ".origin"), root)
+            self.origins.append({"path": path, "what": "origin (%s)" % ("live" if verity in live_verities else "orphan")})
+        self.bls = []
+        for directory in (build["paths"]["entries_dir"], build["paths"]["staged_entries_dir"]):
+            for name in sorted(os.listdir(directory)):
+                self.bls.append({"path": os.path.relpath(os.path.join(directory, name), root),
+                                 "what": "BLS entry (%s)" % os.path.basename(directory)})
+        self.meta = [{"path": os.path.join(repo_rel, "meta.json"), "what": "meta.json"}]
+        self.links = self._link_targets(root, gc_oracle, build, repo, live, live_verities)
+
+    @staticmethod
+    def _link_targets(root, gc_oracle, build, repo, live, live_verities) -> dict:
+        """``{category: [targets]}``: a category is drawn first, then a target in it."""
+        repo_rel = gchost.REPO_REL
+        found = {}
+
+        def add(category, path, is_dir, what):
+            found.setdefault(category, []).append({"path": path, "dir": is_dir, "what": what})
+
+        for category in ("streams", "images"):
+            for name, object_id in sorted(repo.entries(category).items()):
+                add("repo entry", os.path.join(repo_rel, category, name), False,
+                    "%s entry (%s)" % (category, "live" if object_id in live else "garbage"))
+        refs = os.path.join(root, repo_rel, "streams", "refs", "oci")
+        for name in sorted(os.listdir(refs)):
+            tag = name.replace("%2F", "/").replace("%25", "%")
+            add("tag ref", os.path.join(repo_rel, "streams", "refs", "oci", name), False,
+                "tag ref (%s)" % ("kept" if tag in gc_oracle.kept_tags else "stale"))
+        objects_dir = os.path.join(root, repo_rel, "objects")
+        for subdir in sorted(os.listdir(objects_dir)):
+            members = {subdir + n for n in os.listdir(os.path.join(objects_dir, subdir))}
+            add("objects dir", os.path.join(repo_rel, "objects", subdir), True,
+                "objects/<xx> dir (%s)" % ("holds live objects" if members & live else "garbage only"))
+        state = build["paths"]["state_deploy"]
+        for verity in sorted(os.listdir(state)):
+            add("state dir", os.path.relpath(os.path.join(state, verity), root), True,
+                "state dir (%s)" % ("live" if verity in live_verities else "orphan"))
+        type1 = build["paths"]["type1_dir"]
+        for name in sorted(os.listdir(type1)):
+            if name.startswith("bootc_composefs-"):
+                used = name[len("bootc_composefs-"):] in gc_oracle.live_artifacts
+                add("kernel dir", os.path.relpath(os.path.join(type1, name), root), True,
+                    "kernel dir (%s)" % ("used" if used else "unreferenced"))
+        for directory in (build["paths"]["entries_dir"], build["paths"]["staged_entries_dir"]):
+            add("BLS entries dir", os.path.relpath(directory, root), True, "BLS dir %s" % os.path.basename(directory))
+            for name in sorted(os.listdir(directory)):
+                add("BLS entry", os.path.relpath(os.path.join(directory, name), root), False,
+                    "BLS entry file (%s)" % os.path.basename(directory))
+        return found
+
+
+class Corruption:
+    """One applied corruption: how to undo it and how to judge the GC's answer."""
+
+    def __init__(self, kind: str, target: dict, detail: str, tokens: set, meaning_changed: bool) -> None:
+        self.kind = kind
+        self.target = target
+        self.detail = detail
+        self.tokens = tokens
+        self.meaning_changed = meaning_changed
+        self.undo = None
+
+    def as_dict(self) -> dict:
+        """For failure reports."""
+        return {"kind": self.kind, "path": self.target["path"], "what": self.target["what"], "detail": self.detail}
+
+
+class Fuzzer:
+    """State of one harness run."""
+
+    def __init__(self, workdir: str, sizes: dict, seed: int, kinds) -> None:
+        self.workdir = workdir
+        self.sizes = sizes
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.kinds = kinds
+        self.pristine = os.path.join(workdir, "pristine")
+        self.outside = os.path.join(workdir, "outside")
+        self.nobody = pwd.getpwnam("nobody")
+        self.counts = {}
+        self.by_target = {}
+        self.failures = []
+        self.examples = {}
+        self.plan_input = []
+        self.work = None
+        self.copies = 0
+        self.inputs = 0
+        self.worker = 0
+
+    # -- setup ------------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Build the host, give it to nobody, compute the oracle, prepare ``outside/``."""
+        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
+            self.build = gchost.build_gc_host(self.pristine, gchost.HostParams(garbage_images=1, garbage_files=8), scratch)
+        self.oracle = gchost.GcOracle(self.pristine, self.build)
+        self._chown_tree(self.pristine)
+        os.chmod(self.workdir, 0o755)
+        # Module-level caches (zstd backend, ...) initialised once here, inherited by every child.
+        gc_operation.plan_gc(gc_operation.GcRequest(root=self.pristine))
+        self.before = treesnap.snapshot(self.pristine)
+        self.removals = self.oracle.removals(self.before)
+        self.additions = self.oracle.additions()
+        self.targets = Targets(self.pristine, self.oracle, self.build)
+        self.system_before = self._system_snapshot()
+
+    def start_worker(self, worker: int, jobs: int) -> None:
+        """Become worker ``worker`` of ``jobs``: own random stream, own ``outside/`` and work trees."""
+        self.rng = random.Random("%d:%d:%d" % (self.seed, worker, jobs))
+        self.worker = worker
+        self.outside = os.path.join(self.workdir, "outside-%d" % worker)
+        os.makedirs(os.path.join(self.outside, "moved"))
+        with open(os.path.join(self.outside, "canary.txt"), "w", encoding="utf-8") as handle:
+            handle.write("nothing may delete me\n")
+        self._chown_tree(self.outside)
+
+    def _chown_tree(self, top: str) -> None:
+        uid, gid = self.nobody.pw_uid, self.nobody.pw_gid
+        os.lchown(top, uid, gid)
+        for directory, dirs, files in os.walk(top):
+            for name in dirs + files:
+                os.lchown(os.path.join(directory, name), uid, gid)
+
+    @staticmethod
+    def _system_snapshot() -> dict:
+        """``/`` (first level) and ``/etc`` (whole), for deletions only."""
+        top = {name: True for name in os.listdir("/")}
+        return {"/": top, "/etc": treesnap.snapshot("/etc")}
+
+    def check_system(self) -> None:
+        """Nothing was deleted from ``/`` or ``/etc``."""
+        now = self._system_snapshot()
+        for name, before in self.system_before.items():
+            gone = sorted(set(before) - set(now[name]))
+            if gone:
+                self.failures.append({"outcome": "outside-touched", "problem": "%s lost %s" % (name, gone[:10])})
+                self.counts.setdefault("system", {}).setdefault("outside-touched", 0)
+                self.counts["system"]["outside-touched"] += 1
+
+    # -- corruptions ------------------------------------------------------------------------------
+
+    def fresh_work(self) -> None:
+        """A new hard-link copy of the pristine host."""
+        if self.work is not None:
+            treesnap.remove_tree(self.work)
+        self.copies += 1
+        self.work = os.path.join(self.workdir, "work-%d-%06d" % (self.worker, self.copies))
+        gchost.copy_host(self.pristine, self.work)
+
+    def _object_tokens(self, object_id: str) -> set:
+        return {object_id, object_id[2:]} | set(self.targets.names_by_object.get(object_id, []))
+
+    def _replace_file(self, rel: str, data: bytes) -> None:
+        path = os.path.join(self.work, rel)
+        mode = os.lstat(path).st_mode & 0o7777
+        os.unlink(path)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        os.chmod(path, mode)
+        os.chown(path, self.nobody.pw_uid, self.nobody.pw_gid)
+
+    def _restore_file(self, rel: str) -> None:
+        path = os.path.join(self.work, rel)
+        os.unlink(path)
+        os.link(os.path.join(self.pristine, rel), path)
+
+    def _damage_bytes(self, data: bytes, mode: str) -> tuple:
+        if mode == "truncate":
+            if not data:
+                return data, "empty already"
+            length = self.rng.randrange(0, min(len(data), 160)) if self.rng.random() < 0.5 else self.rng.randrange(0, len(data))
+            return data[:length], "truncated to %d of %d bytes" % (length, len(data))
+        buf = bytearray(data)
+        flips = []
+        for _ in range(self.rng.randint(1, 3)):
+            limit = min(len(buf), 256) if self.rng.random() < 0.5 else len(buf)
+            offset = self.rng.randrange(limit)
+            bit = self.rng.randrange(8)
+            buf[offset] ^= 1 << bit
+            flips.append("%d.%d" % (offset, bit))
+        return bytes(buf), "bits flipped at %s" % ",".join(flips)
+
+    def corrupt(self, kind: str) -> Corruption:
+        """Apply one corruption of ``kind`` to the work tree."""
+        family, mode = kind.rsplit("-", 1)
+        if family == "symlink":
+            return self._escape()
+        pool = {"splitstream": self.targets.streams, "erofs": self.targets.erofs, "origin": self.targets.origins,
+                "bls": self.targets.bls, "meta": self.targets.meta}[family]
+        target = self.rng.choice(pool)
+        rel = target["path"]
+        with open(os.path.join(self.pristine, rel), "rb") as handle:
+            original = handle.read()
+        data, detail = self._damage_bytes(original, mode)
+        if data == original:
+            data = data + b"\0"
+            detail += " (no-op, a NUL appended)"
+        tokens = {os.path.basename(rel)}
+        if "object" in target:
+            tokens |= self._object_tokens(target["object"])
+            changed = True
+        else:
+            reading = MEANINGS[family]
+            changed = reading(data) != reading(original)
+        self._replace_file(rel, data)
+        corruption = Corruption(kind, target, detail, tokens, changed)
+        corruption.undo = lambda: self._restore_file(rel)
+        return corruption
+
+    def _escape(self) -> Corruption:
+        target = self.rng.choice(self.targets.links[self.rng.choice(sorted(self.targets.links))])
+        rel = target["path"]
+        path = os.path.join(self.work, rel)
+        destination = self.rng.choice(("/etc", "/", "outside-absolute", "outside-relative"))
+        moved = None
+        if target["dir"]:
+            moved = os.path.join(self.outside, "moved", "m%06d" % self.inputs)
+            os.rename(path, moved)
+            outside_target = moved
+        else:
+            original_text = os.readlink(path) if os.path.islink(path) else None
+            if original_text is None:  # a regular file (BLS entry): moved out like a directory
+                moved = os.path.join(self.outside, "moved", "m%06d" % self.inputs)
+                os.rename(path, moved)
+                outside_target = moved
+            else:
+                os.unlink(path)
+                outside_target = os.path.join(self.outside, "canary.txt")
+        if destination == "outside-absolute":
+            text = outside_target
+        elif destination == "outside-relative":
+            text = os.path.relpath(outside_target, os.path.dirname(path))
+        else:
+            text = destination
+        os.symlink(text, path)
+        os.lchown(path, self.nobody.pw_uid, self.nobody.pw_gid)
+        name = os.path.basename(rel)
+        tokens = {"objects/" + name} if "/objects/" in rel else {name}
+        corruption = Corruption("symlink-escape", target, "-> %s (%s)" % (text, destination), tokens, True)
+
+        def undo():
+            os.unlink(path)
+            if moved is not None:
+                os.rename(moved, path)
+            else:
+                os.symlink(original_text, path)
+                os.lchown(path, self.nobody.pw_uid, self.nobody.pw_gid)
+
+        corruption.undo = undo
+        return corruption
+
+    # -- one input ----------------------------------------------------------------------------------
+
+    def run_gc(self):
+        """The child function: what the module runs without check mode."""
+        root = self.work
+
+        def run(emit):
+            plan = gc_operation.plan_gc(gc_operation.GcRequest(root=root, lock_timeout=10.0))
+            emit("planned", errors=[e[:300] for e in plan.errors])
+            result = gc_operation.apply_gc(plan)
+            return {"objects_removed": result.as_dict().get("objects_removed")}
+
+        return run
+
+    def one(self, kind: str) -> None:
+        """Corrupt, run, snapshot, classify."""
+        self.inputs += 1
+        if self.work is None:
+            self.fresh_work()
+        corruption = self.corrupt(kind)
+        before = treesnap.snapshot(self.work)
+        outside_before = treesnap.snapshot(self.outside)
+        outcome = gcchild.fork_call(self.run_gc(), os.path.join(self.workdir, "events-%d.jsonl" % self.worker),
+                                    uid=self.nobody.pw_uid, gid=self.nobody.pw_gid)
+        after = treesnap.snapshot(self.work)
+        delta = treesnap.diff(before, after)
+        outside_delta = treesnap.diff(outside_before, treesnap.snapshot(self.outside))
+        verdict, problem = self.classify(corruption, outcome, delta, outside_delta)
+        self.record(corruption, verdict, problem, outcome)
+        if treesnap.is_empty_diff(delta) and treesnap.is_empty_diff(outside_delta):
+            corruption.undo()
+        else:
+            moved = os.path.join(self.outside, "moved", "m%06d" % self.inputs)
+            if os.path.isdir(moved) and not os.path.islink(moved):
+                treesnap.remove_tree(moved)
+            elif os.path.lexists(moved):
+                os.unlink(moved)
+            self.work_dirty()
+
+    def work_dirty(self) -> None:
+        """The work tree changed: the next input gets a fresh copy."""
+        treesnap.remove_tree(self.work)
+        self.work = None
+
+    def classify(self, corruption: Corruption, outcome, delta: dict, outside_delta: dict) -> tuple:
+        """``(outcome, problem or None)`` (see the module docstring)."""
+        if not treesnap.is_empty_diff(outside_delta):
+            return "outside-touched", "outside changed: %s" % {k: v[:5] for k, v in outside_delta.items()}
+        if outcome.killed or outcome.exit_code not in (0, 1) or not outcome.completed:
+            return "crash", "child ended without a result (killed %s, exit %s): %s" % (outcome.killed, outcome.exit_code,
+                                                                                      outcome.events[-2:])
+        if outcome.raised is not None:
+            raised = outcome.raised
+            if not raised["composefs"]:
+                return "crash", "%s: %s\n%s" % (raised["type"], raised["message"], raised["traceback"][-1500:])
+            if not treesnap.is_empty_diff(delta):
+                return "error-dirty", "%s, yet the tree changed: %s" % (raised["message"][:300], {k: v[:5] for k, v in delta.items()})
+            if not any(token in raised["message"] for token in corruption.tokens):
+                return "error-unnamed", "message names none of %s: %s" % (sorted(corruption.tokens), raised["message"][:600])
+            return "error", None
+        removed = set(delta["removed"])
+        corrupted = corruption.target["path"]
+        expected = self.removals
+        unexpected_removed = sorted(p for p in removed - expected if p != corrupted and not p.startswith(corrupted + "/"))
+        unexpected_added = sorted(p for p in delta["added"] if p not in self.additions)
+        changed = sorted(p for p in delta["changed"] if p != corrupted)
+        if unexpected_removed or unexpected_added or changed:
+            detail = {"removed": unexpected_removed[:6], "added": unexpected_added[:6], "changed": changed[:6]}
+            if corruption.meaning_changed and corruption.kind.split("-")[0] in MEANINGS:
+                return "plan-input", "the GC followed the changed meaning: %s" % detail
+            return "plan-unsafe", "removed or changed what the oracle keeps: %s" % detail
+        if removed >= expected:
+            return "plan-exact", None
+        return "plan-kept-more", None
+
+    def record(self, corruption: Corruption, verdict: str, problem, outcome) -> None:
+        """Count, and keep failures and one example message per (kind, outcome)."""
+        self.counts.setdefault(corruption.kind, {}).setdefault(verdict, 0)
+        self.counts[corruption.kind][verdict] += 1
+        key = "%s: %s" % (corruption.kind.split("-")[0], corruption.target["what"])
+        self.by_target.setdefault(key, {}).setdefault(verdict, 0)
+        self.by_target[key][verdict] += 1
+        example_key = "%s / %s" % (corruption.kind, verdict)
+        if example_key not in self.examples:
+            message = (outcome.raised or {}).get("message") if outcome.raised else problem
+            self.examples[example_key] = {"input": corruption.as_dict(), "message": (message or "")[:400]}
+        if verdict in FAILURES:
+            self.failures.append({"outcome": verdict, "input": corruption.as_dict(), "problem": problem})
+        elif verdict == "plan-input" and len(self.plan_input) < 20:
+            self.plan_input.append({"input": corruption.as_dict(), "problem": problem[:300]})
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def run_shard(self, count: int) -> None:
+        """``count`` inputs, kinds drawn by weight (in a worker)."""
+        kinds = [k for k in KIND_WEIGHTS if self.kinds is None or k in self.kinds]
+        weights = [KIND_WEIGHTS[k] for k in kinds]
+        self.fresh_work()
+        for number in range(count):
+            self.one(self.rng.choices(kinds, weights)[0])
+            if (number + 1) % SYSTEM_CHECK_EVERY == 0:
+                self.check_system()
+        if self.work is not None:
+            treesnap.remove_tree(self.work)
+
+    def run(self, jobs: int) -> None:
+        """``sizes["inputs"]`` inputs over ``jobs`` forked workers; their counts merged here."""
+        total = self.sizes["inputs"]
+        children = []
+        for worker in range(jobs):
+            count = total // jobs + (1 if worker < total % jobs else 0)
+            result_path = os.path.join(self.workdir, "worker-%d.json" % worker)
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the worker
+                code = 1
+                try:
+                    self.start_worker(worker, jobs)
+                    self.run_shard(count)
+                    with open(result_path, "w", encoding="utf-8") as handle:
+                        json.dump(self.partial(), handle)
+                    code = 0
+                finally:
+                    os._exit(code)  # pylint: disable=protected-access
+            children.append((pid, result_path))
+        for pid, result_path in children:
+            _pid, status = os.waitpid(pid, 0)
+            if status != 0 or not os.path.exists(result_path):
+                self.failures.append({"outcome": "crash", "problem": "fuzz worker %d ended with status %d" % (pid, status)})
+                continue
+            with open(result_path, encoding="utf-8") as handle:
+                self.merge(json.load(handle))
+        self.check_system()
+
+    def partial(self) -> dict:
+        """What a worker hands back."""
+        return {"counts": self.counts, "by_target": self.by_target, "failures": self.failures, "examples": self.examples,
+                "plan_input": self.plan_input, "inputs": self.inputs, "copies": self.copies}
+
+    def merge(self, part: dict) -> None:
+        """Add a worker's :meth:`partial` to this run's counts."""
+        for mine, theirs in ((self.counts, part["counts"]), (self.by_target, part["by_target"])):
+            for key, per_outcome in theirs.items():
+                for verdict, count in per_outcome.items():
+                    mine.setdefault(key, {}).setdefault(verdict, 0)
+                    mine[key][verdict] += count
+        self.failures.extend(part["failures"])
+        for key, value in part["examples"].items():
+            self.examples.setdefault(key, value)
+        self.plan_input.extend(part["plan_input"][:max(0, 20 - len(self.plan_input))])
+        self.inputs += part["inputs"]
+        self.copies += part["copies"]
+
+    def summary(self) -> dict:
+        """The report."""
+        totals = {o: 0 for o in OUTCOMES}
+        for per_kind in self.counts.values():
+            for verdict, count in per_kind.items():
+                totals[verdict] = totals.get(verdict, 0) + count
+        return {"seed": self.seed, "inputs": self.inputs, "copies": self.copies, "by_kind": self.counts,
+                "by_target": self.by_target, "totals": {k: v for k, v in totals.items() if v},
+                "failures": len(self.failures), "failure_details": self.failures[:40], "examples": self.examples, "plan_input_examples": self.plan_input,
+                "oracle": self.oracle.summary()}
+
+
+def main(argv=None) -> int:
+    """Run the harness; return the exit status."""
+    args = _parser().parse_args(argv)
+    if os.geteuid() != 0:
+        print("gc_fuzz: run as root (the GC child drops to nobody; the host is chowned to it)", file=sys.stderr)
+        return 2
+    sizes = dict(FULL if args.full else CI)
+    if args.inputs is not None:
+        sizes["inputs"] = args.inputs
+    kinds = set(args.kinds.split(",")) if args.kinds else None
+    oracle.ensure_composefs_oracle()
+    started = time.monotonic()
+    owned = args.workdir is None
+    workdir = tempfile.mkdtemp(prefix="gc-fuzz-", dir=treesnap.scratch_parent()) if owned else args.workdir
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        fuzzer = Fuzzer(workdir, sizes, args.seed, kinds)
+        fuzzer.setup()
+        fuzzer.run(args.jobs)
+        report = fuzzer.summary()
+    finally:
+        if owned:
+            treesnap.remove_tree(workdir)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    if args.json:
+        print(json.dumps(report, indent=1, sort_keys=True))
+    else:
+        print("gc_fuzz: %d inputs (seed %d, %d jobs), %d copies of the host, %.1f s"
+              % (report["inputs"], report["seed"], args.jobs, report["copies"], report["seconds"]))
+        print("  totals: %s" % ", ".join("%s %d" % kv for kv in report["totals"].items()))
+        for kind in sorted(report["by_kind"]):
+            print("  %-22s %s" % (kind, ", ".join("%s %d" % kv for kv in sorted(report["by_kind"][kind].items()))))
+        print("  by target:")
+        for target in sorted(report["by_target"]):
+            print("    %-58s %s" % (target, ", ".join("%s %d" % kv for kv in sorted(report["by_target"][target].items()))))
+        print("  failures: %d" % report["failures"])
+        for failure in report["failure_details"][:20]:
+            print("    %s" % json.dumps(failure, sort_keys=True)[:1500])
+    return 1 if report["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
