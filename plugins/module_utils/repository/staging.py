@@ -16,8 +16,9 @@ A :class:`StagedFile` is filled while it has no name anyone looks up:
   by ``link`` + ``unlink`` where renameat2 is unavailable. A crash may leave it behind (composefs-rs
   has the same ``objects/.tmp-object-*`` strays); it is removed on every failure we see.
 
-Before it is put in place the file is reopened read-only and its writable descriptor closed, so
-fs-verity can be enabled on it (the kernel refuses while a writer exists). Putting in place never
+To enable fs-verity the caller reopens the file read-only before putting it in place, which
+closes the writable descriptor (the kernel refuses while a writer exists); a caller that knows the
+filesystem has no fs-verity links the writable descriptor directly. Putting in place never
 replaces an existing name: ``FileExistsError`` tells the caller someone else was first.
 
 Durability is the caller's choice: meta.json is fsynced before it is linked; objects are not, and
@@ -39,6 +40,16 @@ PROC_SELF_FD = "/proc/self/fd"  # anonymous files are linked into place through 
 RENAME_NOREPLACE = 1  # linux/fs.h
 # errno values meaning "this filesystem or kernel has no O_TMPFILE"
 _TMPFILE_UNSUPPORTED = frozenset((errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL))
+
+
+_PROC_AVAILABLE = {}  # PROC_SELF_FD -> whether it is a directory: probed once, not once per staged file
+
+
+def _proc_available() -> bool:
+    available = _PROC_AVAILABLE.get(PROC_SELF_FD)
+    if available is None:
+        available = _PROC_AVAILABLE[PROC_SELF_FD] = os.path.isdir(PROC_SELF_FD)
+    return available
 
 
 def _libc_function(name: str):
@@ -93,7 +104,7 @@ class StagedFile:
         self.name = None  # set for a named stage file until it is put in place
         self.fd = -1  # writable descriptor until reopen_read_only()
         self.ro_fd = -1
-        if allow_anonymous and os.path.isdir(PROC_SELF_FD):
+        if allow_anonymous and _proc_available():
             try:
                 self.fd = os.open(".", os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
                 return
@@ -129,11 +140,14 @@ class StagedFile:
         return self.ro_fd
 
     def link_into_place(self, dst_dir_fd: int, dst_name: str) -> None:
-        """Give the file its final name ``dst_name`` in ``dst_dir_fd``; FileExistsError when that name exists."""
-        if self.ro_fd < 0:
-            self.reopen_read_only()
+        """Give the file its final name ``dst_name`` in ``dst_dir_fd``; FileExistsError when that name exists.
+
+        An anonymous file is linked through whichever descriptor is open (one ``linkat``): the
+        read-only one after :meth:`reopen_read_only`, else the writable one.
+        """
         if self.name is None:
-            os.link("%s/%d" % (PROC_SELF_FD, self.ro_fd), dst_name, dst_dir_fd=dst_dir_fd, follow_symlinks=True)
+            fd = self.ro_fd if self.ro_fd >= 0 else self.fd
+            os.link("%s/%d" % (PROC_SELF_FD, fd), dst_name, dst_dir_fd=dst_dir_fd, follow_symlinks=True)
         else:
             rename_noreplace(self.dir_fd, self.name, dst_dir_fd, dst_name)
             self.name = None

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 
@@ -109,22 +110,83 @@ def test_named_stage_fallback(tmp_path, fsverity_tool, repo_factory, monkeypatch
     assert not stray_files(tmp_path / "repo")
 
 
-def test_lost_race_is_success(tmp_path, fsverity_tool, repo_factory, monkeypatch):
+@pytest.mark.parametrize("call", ["bytes", "fileobj"])
+def test_lost_race_is_success(tmp_path, fsverity_tool, repo_factory, monkeypatch, call):
     repo = repo_factory()
     data = b"raced content"
     expected = oracle_id(tmp_path, fsverity_tool, data, fsverity.SHA256)
-    real_check = objects.ObjectStore._check_present
+    real_link = staging.StagedFile.link_into_place
+    raced = []
 
-    def absent_then_written(self, object_id, digest):
-        target = tmp_path / "repo" / "objects" / object_id[:2]
-        target.mkdir(parents=True, exist_ok=True)
-        (target / object_id[2:]).write_bytes(data)
-        monkeypatch.setattr(objects.ObjectStore, "_check_present", real_check)
+    def written_by_another_writer_first(stage, dst_dir_fd, dst_name):
+        target = tmp_path / "repo" / "objects" / expected[:2] / expected[2:]
+        target.write_bytes(data)
+        raced.append(target.stat().st_ino)
+        real_link(stage, dst_dir_fd, dst_name)
+
+    monkeypatch.setattr(staging.StagedFile, "link_into_place", written_by_another_writer_first)
+    if call == "bytes":
+        assert repo.ensure_object(data) == expected
+    else:
+        assert repo.ensure_object_from_fileobj(io.BytesIO(data)) == (expected, len(data))
+    target = tmp_path / "repo" / "objects" / expected[:2] / expected[2:]
+    assert raced == [target.stat().st_ino] and target.read_bytes() == data
+    assert not stray_files(tmp_path / "repo")
+
+
+def test_store_keeps_directory_fds_until_closed(tmp_path, fsverity_tool):
+    Repository.init(tmp_path / "repo", algorithm=fsverity.SHA256).close()
+    repo_fd = os.open(tmp_path / "repo", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        baseline = len(os.listdir("/proc/self/fd"))
+        store = objects.ObjectStore(repo_fd, fsverity.SHA256, secure=False)
+        stored = [store.ensure_bytes(pattern(n, seed=n)) for n in range(600)]
+        prefixes = {object_id[:2] for object_id in stored}
+        assert len(os.listdir("/proc/self/fd")) == baseline + 1 + len(prefixes)
+        assert store.has(stored[0]) and store.read(stored[1]) == pattern(1, seed=1)
+        store.close()
+        assert len(os.listdir("/proc/self/fd")) == baseline
+        assert store.ensure_bytes(b"after close") == oracle_id(tmp_path, fsverity_tool, b"after close", fsverity.SHA256)
+        del store
+        assert len(os.listdir("/proc/self/fd")) == baseline
+    finally:
+        os.close(repo_fd)
+
+
+def test_missing_o_tmpfile_is_remembered(tmp_path, fsverity_tool, repo_factory, monkeypatch):
+    real_open = os.open
+    tmpfile_attempts = []
+
+    def open_without_tmpfile(path, flags, *args, **kwargs):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            tmpfile_attempts.append(path)
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real_open(path, flags, *args, **kwargs)
+
+    repo = repo_factory()
+    monkeypatch.setattr(os, "open", open_without_tmpfile)
+    contents = [b"first", b"second", pattern(70000)]
+    assert [repo.ensure_object(c) for c in contents[:2]] + [repo.ensure_object_from_fileobj(io.BytesIO(contents[2]))[0]] == [
+        oracle_id(tmp_path, fsverity_tool, c, fsverity.SHA256) for c in contents]
+    assert len(tmpfile_attempts) == 1
+    assert not stray_files(tmp_path / "repo")
+
+
+def test_missing_fs_verity_is_remembered(tmp_path, fsverity_tool, repo_factory, monkeypatch):
+    enable_calls = []
+
+    def unsupported(fd, algorithm):
+        enable_calls.append(fd)
         return False
 
-    monkeypatch.setattr(objects.ObjectStore, "_check_present", absent_then_written)
-    assert repo.ensure_object_from_fileobj(io.BytesIO(data)) == (expected, len(data))
-    assert not stray_files(tmp_path / "repo")
+    repo = repo_factory()
+    monkeypatch.setattr(fsverity, "enable_fd", unsupported)
+    contents = [b"one", b"two", pattern(9000)]
+    assert [repo.ensure_object(c) for c in contents] == [oracle_id(tmp_path, fsverity_tool, c, fsverity.SHA256)
+                                                         for c in contents]
+    assert repo.ensure_object_from_fileobj(io.BytesIO(b"three"))[0] == oracle_id(tmp_path, fsverity_tool, b"three",
+                                                                                 fsverity.SHA256)
+    assert len(enable_calls) == 1
 
 
 def test_corrupted_object_detected_by_verify(tmp_path, repo_factory):
