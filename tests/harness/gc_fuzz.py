@@ -2,8 +2,9 @@
 # -*- coding: utf-8 -*-
 """Fuzz harness of the GC: corrupted inputs must give a clean failure or a correct plan, and never a wrong deletion.
 
-Run as root (the GC runs as ``nobody`` in a child, so that even a traversal bug could not delete
-``/etc``), from the repository root, ``make env`` once::
+Run from the repository root, ``make env`` once; as root the GC runs as ``nobody`` (the host is
+given to it), so that even a traversal bug could not delete ``/etc`` (as another user it runs as
+that user, equally unable to)::
 
     .venv/bin/python tests/harness/gc_fuzz.py                 # CI size: 800 inputs, 2 workers, ~35 s
     .venv/bin/python tests/harness/gc_fuzz.py --full          # 10000 inputs
@@ -29,7 +30,11 @@ symlink-escape        a repository entry, a tag ref, an ``objects/<xx>`` dir, a 
 ===================== =====================================================================================
 
 Then, in a forked child running as ``nobody``: ``plan_gc`` + ``apply_gc`` (what the module does
-without check mode). The whole host and ``outside/`` are snapshotted before and after (paths,
+without check mode); for a share of the inputs (1.5 % at CI size, 1 % full) the module itself
+instead (``plugins/modules/composefs_gc.py`` run as ``__main__`` with an args file in the child, as
+Ansible's wrapper runs it): its JSON
+must be a failure with a ``msg`` naming the file and no ``exception``, and no traceback on stderr,
+or a success judged like the rest. The whole host and ``outside/`` are snapshotted before and after (paths,
 kinds, symlink texts, inode + mtime of files); ``/`` and ``/etc`` are checked for deletions at the
 start, every 1000 inputs of a worker and at the end. Inputs are shared out between ``--jobs``
 forked workers (each with its own random stream ``seed:worker:jobs``, work trees and
@@ -53,14 +58,17 @@ Exit status 0 when there is no failure. Counts are printed by kind and outcome.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pwd
 import random
 import re
+import runpy
 import sys
 import tempfile
 import time
+import traceback
 
 HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "tests", "tools"))
@@ -71,8 +79,9 @@ import oracle  # noqa: E402  pylint: disable=wrong-import-position
 import treesnap  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import gc as gc_operation  # noqa: E402  pylint: disable=wrong-import-position
 
-CI = {"inputs": 800}
-FULL = {"inputs": 10000}
+CI = {"inputs": 800, "module_rate": 0.015}
+FULL = {"inputs": 10000, "module_rate": 0.01}
+MODULE = os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "plugins", "modules", "composefs_gc.py")
 KIND_WEIGHTS = {
     "splitstream-truncate": 12, "splitstream-bitflip": 16, "erofs-truncate": 8, "erofs-bitflip": 12,
     "origin-truncate": 5, "origin-bitflip": 8, "bls-truncate": 5, "bls-bitflip": 8, "meta-truncate": 4,
@@ -147,6 +156,15 @@ def meta_meaning(data: bytes):
 
 
 MEANINGS = {"bls": bls_meaning, "origin": origin_meaning, "meta": meta_meaning}
+
+
+def _reset_module_args() -> None:
+    """Forget the module arguments ``ansible.module_utils.basic`` caches per process (the next run reads its own)."""
+    from ansible.module_utils import basic  # pylint: disable=import-outside-toplevel
+
+    for name in ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE", "_PARSED_MODULE_ARGS"):
+        if hasattr(basic, name):
+            setattr(basic, name, None)
 
 
 # --- targets and corruptions --------------------------------------------------------------------------
@@ -269,6 +287,11 @@ class Fuzzer:
         self.failures = []
         self.examples = {}
         self.plan_input = []
+        self.module_counts = {}
+        self.module_ok = importlib.util.find_spec("ansible") is not None
+        self.uid = self.gid = None
+        if os.geteuid() == 0:
+            self.uid, self.gid = self.nobody.pw_uid, self.nobody.pw_gid
         self.work = None
         self.copies = 0
         self.inputs = 0
@@ -283,13 +306,37 @@ class Fuzzer:
         self.oracle = gchost.GcOracle(self.pristine, self.build)
         self._chown_tree(self.pristine)
         os.chmod(self.workdir, 0o755)
-        # Module-level caches (zstd backend, ...) initialised once here, inherited by every child.
+        # Module-level caches (zstd backend, ...) initialised once here, inherited by every child;
+        # the module imported too (as nobody, a child cannot read the interpreter's own library).
         gc_operation.plan_gc(gc_operation.GcRequest(root=self.pristine))
+        if self.module_ok:
+            self._warm_module()
         self.before = treesnap.snapshot(self.pristine)
         self.removals = self.oracle.removals(self.before)
         self.additions = self.oracle.additions()
         self.targets = Targets(self.pristine, self.oracle, self.build)
         self.system_before = self._system_snapshot()
+
+    def _warm_module(self) -> None:
+        """Run the module once here, in check mode on the pristine host, output discarded: every import it needs is loaded."""
+        args_path = os.path.join(self.workdir, "warm-args.json")
+        with open(args_path, "w", encoding="utf-8") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": {"root": self.pristine, "_ansible_check_mode": True}}, handle)
+        saved_argv, saved_out = sys.argv, os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            sys.argv = [MODULE, args_path]
+            runpy.run_path(MODULE, run_name="__main__")
+        except SystemExit:
+            pass
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved_out, 1)
+            os.close(saved_out)
+            os.close(devnull)
+            sys.argv = saved_argv
+            _reset_module_args()
 
     def start_worker(self, worker: int, jobs: int) -> None:
         """Become worker ``worker`` of ``jobs``: own random stream, own ``outside/`` and work trees."""
@@ -302,7 +349,9 @@ class Fuzzer:
         self._chown_tree(self.outside)
 
     def _chown_tree(self, top: str) -> None:
-        uid, gid = self.nobody.pw_uid, self.nobody.pw_gid
+        if self.uid is None:
+            return
+        uid, gid = self.uid, self.gid
         os.lchown(top, uid, gid)
         for directory, dirs, files in os.walk(top):
             for name in dirs + files:
@@ -344,7 +393,8 @@ class Fuzzer:
         with open(path, "wb") as handle:
             handle.write(data)
         os.chmod(path, mode)
-        os.chown(path, self.nobody.pw_uid, self.nobody.pw_gid)
+        if self.uid is not None:
+            os.chown(path, self.uid, self.gid)
 
     def _restore_file(self, rel: str) -> None:
         path = os.path.join(self.work, rel)
@@ -420,9 +470,12 @@ class Fuzzer:
         else:
             text = destination
         os.symlink(text, path)
-        os.lchown(path, self.nobody.pw_uid, self.nobody.pw_gid)
+        if self.uid is not None:
+            os.lchown(path, self.uid, self.gid)
         name = os.path.basename(rel)
         tokens = {"objects/" + name} if "/objects/" in rel else {name}
+        if name.startswith("bootc_composefs-"):
+            tokens.add(name[len("bootc_composefs-"):])
         corruption = Corruption("symlink-escape", target, "-> %s (%s)" % (text, destination), tokens, True)
 
         def undo():
@@ -431,7 +484,8 @@ class Fuzzer:
                 os.rename(moved, path)
             else:
                 os.symlink(original_text, path)
-                os.lchown(path, self.nobody.pw_uid, self.nobody.pw_gid)
+                if self.uid is not None:
+                    os.lchown(path, self.uid, self.gid)
 
         corruption.undo = undo
         return corruption
@@ -450,21 +504,80 @@ class Fuzzer:
 
         return run
 
+    def run_module(self, events_path: str):
+        """Run ``plugins/modules/composefs_gc.py`` on the work tree (in a child, as the GC user); a ChildOutcome of its answer.
+
+        The child runs the module file as ``__main__`` with an args file (what Ansible's wrapper
+        does, minus the zip), stdout and stderr to files. A failure JSON becomes a ``raise`` event
+        (a ComposefsError when it has a ``msg`` and no ``exception``); a traceback on stderr, an
+        ``exception`` key or no JSON at all is a crash carrying that output.
+        """
+        args_path = events_path + ".args.json"
+        out_path, err_path = events_path + ".stdout", events_path + ".stderr"
+        with open(args_path, "w", encoding="utf-8") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": {"root": self.work, "lock_timeout": 10.0}}, handle)
+
+        def run(_emit):
+            _reset_module_args()
+            for fd, path in ((1, out_path), (2, err_path)):
+                target = os.open(path, os.O_WRONLY | os.O_TRUNC)
+                os.dup2(target, fd)
+                os.close(target)
+            sys.argv = [MODULE, args_path]
+            try:
+                runpy.run_path(MODULE, run_name="__main__")
+            except SystemExit as err:
+                return {"exit": err.code}
+            except BaseException:  # pylint: disable=broad-except
+                traceback.print_exc()
+                return {"exit": "exception"}
+            return {"exit": None}
+
+        for path in (out_path, err_path):  # made here: the child may not create files in the workdir
+            with open(path, "wb"):
+                pass
+            if self.uid is not None:
+                os.chown(path, self.uid, self.gid)
+        outcome = gcchild.fork_call(run, events_path, uid=self.uid, gid=self.gid)
+        with open(out_path, "rb") as handle:
+            stdout = handle.read()
+        with open(err_path, "rb") as handle:
+            stderr = handle.read().decode("utf-8", "replace")
+        try:
+            answer = json.loads(stdout)
+        except ValueError:
+            answer = None
+        if answer is None or "Traceback" in stderr or "exception" in answer:
+            event = {"k": "raise", "composefs": False, "type": "module output", "message": "stdout %r" % stdout[:300],
+                     "traceback": stderr[-1500:] + str((answer or {}).get("exception", ""))}
+        elif answer.get("failed"):
+            event = {"k": "raise", "composefs": bool(answer.get("msg")), "type": "module failed", "message": answer.get("msg", ""),
+                     "traceback": ""}
+        else:
+            event = {"k": "return", "value": {"changed": answer.get("changed")}}
+        return gcchild.ChildOutcome(outcome.killed, 0 if event["k"] == "return" else 1, [event], outcome.seconds)
+
     def one(self, kind: str) -> None:
-        """Corrupt, run, snapshot, classify."""
+        """Corrupt, run (in-process child, or now and then the module), snapshot, classify."""
         self.inputs += 1
         if self.work is None:
             self.fresh_work()
         corruption = self.corrupt(kind)
         before = treesnap.snapshot(self.work)
         outside_before = treesnap.snapshot(self.outside)
-        outcome = gcchild.fork_call(self.run_gc(), os.path.join(self.workdir, "events-%d.jsonl" % self.worker),
-                                    uid=self.nobody.pw_uid, gid=self.nobody.pw_gid)
+        events_path = os.path.join(self.workdir, "events-%d.jsonl" % self.worker)
+        via_module = self.module_ok and self.rng.random() < self.sizes["module_rate"]
+        if via_module:
+            outcome = self.run_module(events_path)
+        else:
+            outcome = gcchild.fork_call(self.run_gc(), events_path, uid=self.uid, gid=self.gid)
         after = treesnap.snapshot(self.work)
         delta = treesnap.diff(before, after)
         outside_delta = treesnap.diff(outside_before, treesnap.snapshot(self.outside))
         verdict, problem = self.classify(corruption, outcome, delta, outside_delta)
         self.record(corruption, verdict, problem, outcome)
+        if via_module:
+            self.module_counts[verdict] = self.module_counts.get(verdict, 0) + 1
         if treesnap.is_empty_diff(delta) and treesnap.is_empty_diff(outside_delta):
             corruption.undo()
         else:
@@ -557,6 +670,8 @@ class Fuzzer:
                     with open(result_path, "w", encoding="utf-8") as handle:
                         json.dump(self.partial(), handle)
                     code = 0
+                except BaseException:  # pylint: disable=broad-except
+                    traceback.print_exc()
                 finally:
                     os._exit(code)  # pylint: disable=protected-access
             children.append((pid, result_path))
@@ -572,7 +687,7 @@ class Fuzzer:
     def partial(self) -> dict:
         """What a worker hands back."""
         return {"counts": self.counts, "by_target": self.by_target, "failures": self.failures, "examples": self.examples,
-                "plan_input": self.plan_input, "inputs": self.inputs, "copies": self.copies}
+                "plan_input": self.plan_input, "inputs": self.inputs, "copies": self.copies, "module": self.module_counts}
 
     def merge(self, part: dict) -> None:
         """Add a worker's :meth:`partial` to this run's counts."""
@@ -587,6 +702,8 @@ class Fuzzer:
         self.plan_input.extend(part["plan_input"][:max(0, 20 - len(self.plan_input))])
         self.inputs += part["inputs"]
         self.copies += part["copies"]
+        for verdict, count in part["module"].items():
+            self.module_counts[verdict] = self.module_counts.get(verdict, 0) + count
 
     def summary(self) -> dict:
         """The report."""
@@ -595,6 +712,8 @@ class Fuzzer:
             for verdict, count in per_kind.items():
                 totals[verdict] = totals.get(verdict, 0) + count
         return {"seed": self.seed, "inputs": self.inputs, "copies": self.copies, "by_kind": self.counts,
+                "module_path": self.module_counts if self.module_ok else "ansible not importable: not run",
+                "gc_user": "nobody" if self.uid is not None else "the invoking user",
                 "by_target": self.by_target, "totals": {k: v for k, v in totals.items() if v},
                 "failures": len(self.failures), "failure_details": self.failures[:40], "examples": self.examples, "plan_input_examples": self.plan_input,
                 "oracle": self.oracle.summary()}
@@ -603,9 +722,6 @@ class Fuzzer:
 def main(argv=None) -> int:
     """Run the harness; return the exit status."""
     args = _parser().parse_args(argv)
-    if os.geteuid() != 0:
-        print("gc_fuzz: run as root (the GC child drops to nobody; the host is chowned to it)", file=sys.stderr)
-        return 2
     sizes = dict(FULL if args.full else CI)
     if args.inputs is not None:
         sizes["inputs"] = args.inputs
@@ -630,6 +746,9 @@ def main(argv=None) -> int:
         print("gc_fuzz: %d inputs (seed %d, %d jobs), %d copies of the host, %.1f s"
               % (report["inputs"], report["seed"], args.jobs, report["copies"], report["seconds"]))
         print("  totals: %s" % ", ".join("%s %d" % kv for kv in report["totals"].items()))
+        module = report["module_path"]
+        print("  through the module (plugins/modules/composefs_gc.py, a share of the inputs): %s"
+              % (", ".join("%s %d" % kv for kv in sorted(module.items())) if isinstance(module, dict) else module))
         for kind in sorted(report["by_kind"]):
             print("  %-22s %s" % (kind, ", ".join("%s %d" % kv for kv in sorted(report["by_kind"][kind].items()))))
         print("  by target:")
