@@ -24,8 +24,8 @@ phase             deletes                                                       
                   UKI is gone, Open question 15) whose name ``<n>`` no boot entry    entries too, any ``bootc_composefs-<n>``
                   names (bootc#2102: by artifact name, not by deployment)            written in an entry file)
 ``state_dirs``    ``state/deploy/<v>/`` directories no boot entry names; the         the booted deployment's, any live one's,
-                  staged-deployment marker when its deployment has no entry or no    anything that is not a real directory
-                  state dir (a staged leftover)
+                  staged-deployment marker when no boot entry names its deployment   anything that is not a real directory
+                  (a staged leftover)
 ``tags``          creates ``localhost/bootc-<digest>`` for every live manifest;       any tag not starting with
                   removes ``localhost/bootc-*`` tags whose manifest no live           ``localhost/bootc-`` (app images)
                   deployment uses
@@ -44,12 +44,17 @@ are the live manifests' streams (``streams/oci-manifest-<digest>``), with or wit
 
 Refusals (the plan records an error; ``apply_gc`` deletes nothing at all): any file the host layer
 could not read or parse (``unreadable-file``: entries, origins, ``.imginfo``, ``user.cfg``, the
-staged marker, listings); with ``boot_binaries``, an entry naming no artifact or a legacy
-(unprefixed) layout, which bootc migrates first, or an unused binary named like the booted
-deployment; with ``state_dirs``, a booted deployment without an entry (bootc's "Inconsistent
-state"); with ``tags`` or ``repository``, a repository that cannot be opened, has no meta.json,
-or lists a format version or feature this collection does not know; with ``repository``,
-every error of ``repository.gc`` (an unparsable root, a malformed ref or entry).
+staged marker, listings); anything but a directory in ``state/deploy``; a booted deployment no
+entry names (bootc's "Inconsistent state"); a symlink where bootc keeps real boot state
+(``loader``, ``loader/entries[.staged]`` and their files, ``grub2``, ``user.cfg[.staged]``,
+``state``, ``state/deploy``, the staged marker), since what it hides could be in use; a planned
+removal whose directory resolves outside the sysroot, boot dir and ESP; with ``boot_binaries``, an
+entry naming no artifact or one that does not exist (a damaged entry), a legacy (unprefixed)
+layout, which bootc migrates first, or an unused binary named like the booted deployment; with
+``tags`` or ``repository``, a repository that cannot be opened, has no meta.json, resolves outside
+the sysroot or lists a format version or feature this collection does not know; with
+``repository``, every error of ``repository.gc`` (an unparsable root or stream, an object whose
+content does not match its name, a malformed ref or entry).
 
 Apply order (crash safety). Nothing live is ever deleted, so a kill at any instant leaves every
 live deployment complete, and a rerun plans the rest from what is on disk (converging to the end
@@ -128,7 +133,11 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # efi/uki, chainloader lines, also of entries we cannot otherwise identify).
 _ARTIFACT_TOKEN = re.compile(re.escape(artifact.ARTIFACT_PREFIX) + r"([A-Za-z0-9_.+-]+)")
 # Host-layer finding codes that make a GC refuse (something we could not read may protect something).
-_FATAL_ALWAYS = (findings.UNREADABLE_FILE,)
+# A stray entry in state/deploy (a state dir replaced by a symlink or a file) or a booted deployment
+# that no entry names both mean the boot state cannot be seen as bootc sees it.
+_FATAL_ALWAYS = (findings.UNREADABLE_FILE, findings.STRAY_STATE_ENTRY, findings.BOOTED_WITHOUT_ENTRY)
+# Where bootc writes real files and directories: a symlink there could hide entries from us.
+_BOOT_STATE_NAMES = ("loader", bls.ENTRIES_DIR, bls.STAGED_ENTRIES_DIR, "grub2", grub.USER_CFG, grub.USER_CFG_STAGED)
 _FATAL_BOOT_BINARIES = (findings.LEGACY_BOOT_LAYOUT, findings.UNKNOWN_BOOT_ARTIFACT)
 
 
@@ -378,11 +387,69 @@ def _check_host_findings(state, request: GcRequest, notes: _Notes) -> None:
     for finding in state.findings:
         notes.findings.append(finding.as_dict())
         if finding.code in _FATAL_ALWAYS:
-            notes.errors.append("%s: %s; fix or remove the file: a file that cannot be read could protect something"
-                                % (finding.path, finding.message))
+            why = {findings.UNREADABLE_FILE: "fix or remove the file: a file that cannot be read could protect something",
+                   findings.STRAY_STATE_ENTRY: "a state dir must be a real directory: what it replaces could be in use",
+                   findings.BOOTED_WITHOUT_ENTRY: "the boot menu is not what bootc wrote, so nothing is judged unused "
+                                                  "(bootc refuses too)"}[finding.code]
+            notes.errors.append("%s: %s; %s" % (finding.path, finding.message, why))
         elif request.boot_binaries and finding.code in _FATAL_BOOT_BINARIES:
             notes.errors.append("%s: %s; run bootc once (it migrates legacy boot artifacts) or disable boot_binaries"
                                 % (finding.path, finding.message))
+
+
+def _check_foreign_entries(state, notes: _Notes) -> None:
+    """Errors for entries we cannot tie to a deployment that still name one (``composefs=``, a bootc UKI).
+
+    fwupd, memtest or another OS's entries never do; a bootc entry damaged past parsing does, and
+    the deployment it boots would otherwise be taken for unused.
+    """
+    for entry in state.foreign_entries:
+        # composefs= names a deployment; so does a bootc UKI path (UKI entries carry no cmdline).
+        # A Type1 kernel path alone does not: the binaries it names are protected by name.
+        if entry.bls is not None:
+            efi_paths, texts = [entry.bls.efi or ""], [entry.bls.options or ""]
+        elif entry.menuentry is not None:
+            efi_paths, texts = [entry.menuentry.chainloader], [entry.menuentry.options]
+        else:
+            try:
+                raw = state.paths.read_text(entry.path) or ""
+            except (OSError, ComposefsError) as err:
+                notes.errors.append("%s: cannot be read: %s" % (entry.path, err))
+                continue
+            efi_paths = [line for line in raw.splitlines() if ".efi" in line]
+            texts = [raw]
+        if any("composefs=" in text for text in texts) or any(artifact.ARTIFACT_PREFIX in path for path in efi_paths):
+            notes.errors.append("%s: boot entry %r mentions composefs but cannot be tied to a deployment (%s); the deployment "
+                                "it boots could be taken for unused, so nothing is collected: repair the entry"
+                                % (entry.path, entry.name, entry.problem))
+
+
+def _check_symlinks(paths, notes: _Notes) -> None:
+    """Errors for symlinks where bootc keeps real boot state (entries, menus, state dirs, the staged marker).
+
+    The host model follows symlinks inside the host root and treats what they do not lead to as
+    absent, which for a boot entry means "not in use": a GC must not act on such a view.
+    """
+    candidates = [os.path.join(paths.sysroot, "state"), paths.state_deploy_dir, paths.staged_deployment_file]
+    for root in sorted({paths.boot_dir, paths.esp}):
+        candidates += [os.path.join(root, name) for name in _BOOT_STATE_NAMES]
+        for sub in (bls.ENTRIES_DIR, bls.STAGED_ENTRIES_DIR):
+            try:
+                candidates += [item.path for item in paths.scan_dir(os.path.join(root, sub)) or []]
+            except (OSError, ComposefsError):
+                continue  # the host layer reports unreadable entry directories
+    for path in candidates:
+        try:
+            real = paths.resolve(path, follow_last=False)
+            is_link = stat.S_ISLNK(os.lstat(real).st_mode)
+        except FileNotFoundError:
+            continue
+        except (OSError, ComposefsError) as err:
+            notes.errors.append("%s: cannot be checked: %s" % (path, err))
+            continue
+        if is_link:
+            notes.errors.append("%s: is a symbolic link where bootc keeps a real file or directory; what it hides could be "
+                                "in use, so nothing is collected: replace it by what it points to" % path)
 
 
 def _entry_files(paths) -> list:
@@ -447,6 +514,18 @@ def _plan_boot_binaries(state, notes: _Notes) -> tuple:
     referenced = _referenced_names(state, notes)
     removals = []
     binaries = state.boot_binaries
+    present = {b.name for b in binaries.binaries}
+    for entry in state.entries:
+        name = entry.boot_artifact_name
+        if name is None or name in present:
+            continue
+        if entry.boot_type == "uki":
+            expected = os.path.join(binaries.uki_dir, artifact.uki_file_name(name) if entry.has_prefix else name + artifact.UKI_SUFFIX)
+        else:
+            expected = os.path.join(binaries.type1_dir, artifact.type1_dir_name(name) if entry.has_prefix else name)
+        notes.errors.append("%s: is not there as a real %s, yet boot entry %s boots from it (a symlink, a damaged entry or a "
+                            "lost binary); refusing to collect boot binaries" % (expected, "file" if entry.boot_type == "uki"
+                                                                                   else "directory", entry.path))
     for binary in binaries.binaries:
         if binary.name in referenced:
             continue
@@ -465,10 +544,6 @@ def _plan_boot_binaries(state, notes: _Notes) -> tuple:
 
 def _plan_state_dirs(state, live: tuple, notes: _Notes) -> tuple:
     named = {entry.verity for entry in state.entries if entry.verity is not None}
-    if state.booted_verity not in named:
-        where = os.path.join(state.paths.state_deploy_dir, state.booted_verity)
-        notes.errors.append("%s: inconsistent state: the booted deployment %s has no boot entry; refusing to collect "
-                            "state dirs (bootc refuses too)" % (where, state.booted_verity))
     removals = []
     for verity in state.state_dirs:
         if verity in named or verity in live or verity == state.booted_verity:
@@ -477,11 +552,8 @@ def _plan_state_dirs(state, live: tuple, notes: _Notes) -> tuple:
         removals.append(StateDirRemoval(verity, path, state.paths.usage(path).apparent_bytes))
     marker = None
     staged = state.staged_deployment
-    if staged is not None:
-        with_entry_and_dir = {d.verity for d in state.deployments if d.entries and d.state_dir is not None}
-        orphaned = {r.verity for r in removals}
-        if staged.depl_id not in with_entry_and_dir or staged.depl_id in orphaned:
-            marker = state.paths.staged_deployment_file
+    if staged is not None and staged.depl_id not in named:
+        marker = state.paths.staged_deployment_file
     return tuple(sorted(removals, key=lambda r: r.verity)), marker
 
 
@@ -678,6 +750,8 @@ def _make_plan(request: GcRequest) -> tuple:
     state = _load_state(request)
     notes = _Notes()
     _check_host_findings(state, request, notes)
+    _check_symlinks(state.paths, notes)
+    _check_foreign_entries(state, notes)
     live_verities = _live_verities(state)
     boot = _plan_boot_binaries(state, notes) if request.boot_binaries else ()
     state_dirs, marker = _plan_state_dirs(state, live_verities, notes) if request.state_dirs else ((), None)

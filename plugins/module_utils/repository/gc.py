@@ -31,12 +31,17 @@ Mark, from each root:
 * image root: the entry's object is live; the image is parsed (``erofs.reader``) and every object
   its ``trusted.overlay.metacopy`` / ``trusted.overlay.redirect`` xattrs name is live;
 * stream root: the entry's object is walked: it is live, every ``object_refs`` digest is live,
-  every ``stream_refs`` digest (the targets of named refs, and any unnamed ones) is live, and each
-  of those whose object starts with a splitstream header is walked in turn. composefs-rs only
-  follows named refs whose object also has a ``streams/`` entry; following every stream ref by
-  object id keeps a superset alive (a stream whose entry was lost still keeps its content). EROFS
-  images named by a config (``composefs.image*``) are kept but not parsed, as upstream does: their
-  files are the layers' objects.
+  every ``stream_refs`` digest (the targets of named refs, and any unnamed ones) is live, and is
+  walked in turn when it is a splitstream: always when a ``streams/`` entry names that object
+  (then it must parse), never when an ``images/`` entry does (EROFS images a config names are kept
+  but not parsed, as upstream does: their files are the layers' objects), otherwise when its
+  header is a splitstream header. composefs-rs only follows refs whose object has a ``streams/``
+  entry; following the others by object id keeps a superset alive (a stream whose entry was lost
+  still keeps its content);
+* every object the mark parses, and every object it keeps as "not a splitstream" after probing
+  it, is checked against its name first: the kernel measures it in a secure repository, the
+  fs-verity digest is computed here in an insecure one. A flipped bit in a stream can therefore
+  never redirect a reference elsewhere: it is an error naming the object.
 
 Fatal (the plan records an error, nothing at all is deleted) versus reported:
 
@@ -48,7 +53,8 @@ text is not ``../`` * depth + entry name                  too, on the first two)
 a root's entry that is not a symlink to ``../objects/..`` error naming the entry
 a root image, a walked splitstream or any object read on  error naming the file (an unparsable root
 the way that cannot be read or parsed (bad magic,         could hide references)
-truncated, wrong algorithm, fs-verity mismatch)
+truncated, wrong algorithm, content not matching its
+name)
 ``objects/`` or ``images/`` or ``streams/`` unreadable,   error
 or a symlink
 a ref naming a missing entry, or an entry (of a root)     reported as a dangling ref; composefs-rs
@@ -97,10 +103,11 @@ from typing import Callable, NamedTuple
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     ComposefsError,
     DanglingRefError,
+    FormatError,
     PlanError,
     UnsafePathError,
 )
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import splitstream
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity, splitstream
 from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import reader as erofs_reader
 from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths
 
@@ -350,6 +357,10 @@ class _Marker:
     def __init__(self, repo, entries: dict) -> None:
         self.repo = repo
         self.entries = entries
+        # Objects first-level entries name: what is behind a streams/ entry must be a splitstream,
+        # what is behind an images/ entry is an image (kept, not parsed unless it is a root).
+        self.stream_objects = {bytes.fromhex(e.object_id) for e in entries[paths.STREAMS].values() if e.object_id}
+        self.image_objects = {bytes.fromhex(e.object_id) for e in entries[paths.IMAGES].values() if e.object_id}
         self.live = set()
         self.walked = set()
         self.not_streams = set()
@@ -360,6 +371,26 @@ class _Marker:
 
     def _object_path(self, object_id: str) -> str:
         return _where(self.repo, paths.object_repo_path(object_id))
+
+    def _read_verified(self, object_id: str, referrer: str) -> bytes | None:
+        """The object's content, checked against its name; None (recorded) when it is missing.
+
+        A secure repository's objects are measured by the kernel when opened; in an insecure one
+        the fs-verity digest is computed here, so a damaged stream or image can never redirect a
+        reference (FormatError naming the object instead).
+        """
+        fd = self._open(object_id, referrer)
+        if fd is None:
+            return None
+        try:
+            data = _read_all(fd)
+        finally:
+            os.close(fd)
+        if not self.repo.secure and fsverity.digest_bytes(data, self.repo.algorithm).hex() != object_id:
+            raise FormatError("content does not match the object's name (fs-verity digest differs): the object is "
+                              "damaged; restore it (pull the image again) before collecting garbage",
+                              path=self._object_path(object_id))
+        return data
 
     def _open(self, object_id: str, referrer: str) -> int | None:
         """An fd of the object, or None (recorded as missing) when it does not exist."""
@@ -390,16 +421,14 @@ class _Marker:
         if object_id is None:
             return
         self.live.add(bytes.fromhex(object_id))
-        fd = self._open(object_id, "images/%s" % name)
-        if fd is None:
+        if not self._exists(object_id, "images/%s" % name):
             self.dangling.append({"ref": ", ".join(why), "entry": "images/%s" % name,
                                   "problem": "names object %s, which does not exist" % paths.object_repo_path(object_id)})
             return
         where = "%s (%s)" % (_where(self.repo, paths.IMAGES, name), self._object_path(object_id))
-        try:
-            data = _read_all(fd)
-        finally:
-            os.close(fd)
+        data = self._read_verified(object_id, "images/%s" % name)
+        if data is None:
+            return
         try:
             found = erofs_reader.referenced_objects(data, self.repo.algorithm)
         except ComposefsError as err:
@@ -437,13 +466,9 @@ class _Marker:
         todo = [(object_id, where)]
         while todo:
             object_id, where = todo.pop()
-            fd = self._open(object_id, where)
-            if fd is None:
+            data = self._read_verified(object_id, where)
+            if data is None:
                 continue
-            try:
-                data = _read_all(fd)
-            finally:
-                os.close(fd)
             try:
                 stream = splitstream.parse_splitstream(data, self.repo.algorithm)
             except ComposefsError as err:
@@ -455,15 +480,22 @@ class _Marker:
             for ref in stream.stream_refs:
                 if ref in self.walked or ref in self.not_streams:
                     continue
-                if self._is_splitstream(ref, where):
+                if ref in self.stream_objects or (ref not in self.image_objects and self._is_splitstream(ref, where)):
                     self.walked.add(ref)
                     todo.append((ref.hex(), self._object_path(ref.hex())))
                 else:
                     self.not_streams.add(ref)
+                    if ref in self.image_objects:
+                        self._exists(ref.hex(), where)
 
     def _is_splitstream(self, raw: bytes, referrer: str) -> bool:
-        """Whether ``raw``'s object starts with a splitstream header (False when it is missing: recorded)."""
-        fd = self._open(raw.hex(), referrer)
+        """Whether an object no entry names starts with a splitstream header (False when missing: recorded).
+
+        An object that does not is kept without being parsed, once its content is checked against
+        its name (a damaged splitstream must not pass for an opaque object).
+        """
+        object_id = raw.hex()
+        fd = self._open(object_id, referrer)
         if fd is None:
             return False
         try:
@@ -473,6 +505,7 @@ class _Marker:
         try:
             splitstream.parse_header(head)
         except ComposefsError:
+            self._read_verified(object_id, referrer)
             return False
         return True
 

@@ -263,7 +263,7 @@ def test_shared_kernel_dir_is_kept_by_artifact_name(sim_host):
 
 
 def test_any_entry_file_naming_a_kernel_dir_protects_it(host):
-    """A foreign entry (no composefs=) that boots a bootc kernel dir keeps it."""
+    """A foreign entry (no composefs=: it boots no deployment) that uses a bootc kernel dir keeps it."""
     host.host.tree.entry("custom-rescue.conf", "title Rescue\nversion 1\nlinux /boot/%s%s/vmlinuz\n"
                                                % (host_tree.PREFIX, host.kernel_name))
     the_plan = plan(host.host)
@@ -480,7 +480,47 @@ def _booted_binary_unreferenced(host):
     return str(host.host.tree.type1_root / (host_tree.PREFIX + booted.boot_id))
 
 
+def _moved_behind_a_symlink(host, path):
+    """Move ``path`` out of the sysroot (still inside the host root) and leave a relative symlink to it."""
+    moved = host.host.tree.root / ("moved-" + path.name)
+    os.rename(str(path), str(moved))
+    os.symlink(os.path.relpath(str(moved), str(path.parent)), str(path))
+    return str(path)
+
+
+def _entries_dir_symlink(host):
+    return _moved_behind_a_symlink(host, host.host.tree.boot / "loader" / "entries.staged")
+
+
+def _entry_file_symlink(host):
+    return _moved_behind_a_symlink(host, sorted((host.host.tree.boot / "loader" / "entries").glob("*.conf"))[0])
+
+
+def _state_dir_symlink(host):
+    return _moved_behind_a_symlink(host, host.host.tree.state / host.images["rollback"].boot_id)
+
+
+def _live_kernel_dir_symlink(host):
+    path = _moved_behind_a_symlink(host, host.host.tree.type1_root / (host_tree.PREFIX + host.images["rollback"].boot_id))
+    return path
+
+
+def _damaged_bootc_entry(host):
+    rollback = host.images["rollback"]
+    for path in (host.host.tree.boot / "loader").rglob("*.conf"):
+        text = path.read_text()
+        if "composefs=" + rollback.boot_id in text:
+            path.write_text(text.replace("version ", "verzion "))
+            return str(path)
+    raise AssertionError("no rollback entry")
+
+
 REFUSALS = {
+    "entries-dir-symlink": _entries_dir_symlink,
+    "entry-file-symlink": _entry_file_symlink,
+    "state-dir-symlink": _state_dir_symlink,
+    "live-kernel-dir-symlink": _live_kernel_dir_symlink,
+    "damaged-bootc-entry": _damaged_bootc_entry,
     "unreadable-origin": _garbage_origin,
     "non-utf8-entry": _non_utf8_entry,
     "malformed-imginfo": _bad_imginfo,

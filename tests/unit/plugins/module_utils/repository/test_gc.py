@@ -381,7 +381,24 @@ def _objects_is_a_symlink(built):
     return objects
 
 
-REFUSALS = [_regular_file_ref, _escaping_ref, _absolute_ref, _non_utf8_ref, _truncated_manifest_stream,
+def _flipped_stream_ref(built):
+    """A bit flipped in the config's stream_refs array: it still parses, but names another layer."""
+    path = os.path.join(str(built.root), "objects", built.b.config_stream_id[:2], built.b.config_stream_id[2:])
+    data = bytearray(open(path, "rb").read())
+    start = struct.unpack_from("<Q", data, 32)[0]
+    data[start + 5] ^= 0x10
+    with open(path, "wb") as handle:
+        handle.write(bytes(data))
+    return path
+
+
+def _truncated_stream_without_entry(built):
+    """A config stream cut inside its header, no streams/ entry left to say it is a stream."""
+    os.unlink(os.path.join(str(built.root), "streams", "oci-config-" + built.b.config_digest))
+    return _corrupt_object(built, built.b.config_stream_id, keep=14)
+
+
+REFUSALS = [_flipped_stream_ref, _truncated_stream_without_entry, _regular_file_ref, _escaping_ref, _absolute_ref, _non_utf8_ref, _truncated_manifest_stream,
             _truncated_config_stream, _bad_named_refs, _corrupt_root_image, _root_entry_not_a_symlink,
             _root_entry_escaping, _objects_is_a_symlink]
 
