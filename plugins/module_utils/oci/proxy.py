@@ -120,7 +120,8 @@ MAX_JSON_PAYLOAD_BYTES = 16 << 20  # manifests and configs
 READ_CHUNK_BYTES = 1 << 20
 REPLY_TIMEOUT_SECONDS = 300.0  # opening an image may retry a slow registry for minutes
 DATA_TIMEOUT_SECONDS = 300.0
-EXIT_WAIT_SECONDS = 10.0
+EXIT_WAIT_SECONDS = 5.0
+ABANDON_WAIT_SECONDS = 10.0  # how long an abandoned payload's FinishPipe reply is waited for
 SUPPORTED_PROTOCOL = "0.2."
 FORM_EXACT = "exact"
 FORM_CONVERTED = "converted"
@@ -162,6 +163,7 @@ class ProxyPipe(io.RawIOBase):
         poller = select.poll()
         poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         if not poller.poll(self._proxy.data_timeout * 1000):
+            self._proxy.broken = True
             raise skopeo.tool_error(self.what, "no data from skopeo for %d seconds" % self._proxy.data_timeout,
                                     command=self._proxy.argv, failure=skopeo.UNREACHABLE)
         count = os.readv(self._fd, [buffer])
@@ -215,10 +217,11 @@ class ProxyPipe(io.RawIOBase):
             self._close_fd()
             self._finished = True
             self._proxy.pending = None
-            try:
-                self._proxy.receive("FinishPipe", self.what)
-            except ComposefsError:
-                pass
+            if not self._proxy.broken:
+                try:
+                    self._proxy.receive("FinishPipe", self.what, timeout=ABANDON_WAIT_SECONDS)
+                except ComposefsError:
+                    pass
         self._close_fd()
         super().close()
 
@@ -241,6 +244,7 @@ class ImageProxy:
         self._sock = None
         self._proc = None
         self._stderr = None
+        self.broken = False  # out of step with skopeo: every call fails, close() kills it
 
     # --- process ------------------------------------------------------------------------------
 
@@ -258,7 +262,6 @@ class ImageProxy:
             raise skopeo.missing_tool_error(self.argv, err) from None
         finally:
             child.close()
-        parent.settimeout(self.reply_timeout)
         self._sock = parent
         try:
             version = self.call("Initialize")[0]
@@ -294,6 +297,8 @@ class ImageProxy:
             self._sock.close()
             self._sock = None
         if self._proc is not None:
+            if self.broken:
+                self._proc.kill()
             try:
                 self._proc.wait(timeout=EXIT_WAIT_SECONDS)
             except subprocess.TimeoutExpired:
@@ -326,13 +331,23 @@ class ImageProxy:
         text = "skopeo ended the conversation (%s, exit code %s)%s" % (doing, rc, ": " + tail.strip() if tail.strip() else "")
         return skopeo.tool_error(self.what, text, command=self.argv, rc=rc, stderr=tail)
 
-    def receive(self, method: str, what: str | None = None) -> tuple:
-        """Receive one reply; return ``(value, fd or None, pipeid)``; ToolError for a failure reply."""
+    def receive(self, method: str, what: str | None = None, timeout: float | None = None) -> tuple:
+        """Receive one reply; return ``(value, fd or None, pipeid)``; ToolError for a failure reply.
+
+        A reply that does not come in time leaves the conversation out of step: the proxy is
+        marked broken and killed on :meth:`close`.
+        """
+        if self._sock is None or self.broken:
+            raise skopeo.tool_error(what or self.what, "the image proxy stopped answering earlier", command=self.argv,
+                                    failure=skopeo.UNREACHABLE)
+        wait = self.reply_timeout if timeout is None else timeout
+        self._sock.settimeout(wait)
         try:
-            data, ancdata, _flags, _addr = self._sock.recvmsg(MAX_REPLY_BYTES, socket.CMSG_SPACE(_FD_BYTES),
-                                                             socket.MSG_CMSG_CLOEXEC)
+            data, ancdata, _flags, _addr = self._sock.recvmsg(
+                MAX_REPLY_BYTES, socket.CMSG_SPACE(_FD_BYTES), socket.MSG_CMSG_CLOEXEC)
         except socket.timeout:
-            raise skopeo.tool_error(what or self.what, "skopeo did not answer %s within %d seconds" % (method, self.reply_timeout),
+            self.broken = True
+            raise skopeo.tool_error(what or self.what, "skopeo did not answer %s within %d seconds" % (method, wait),
                                     command=self.argv, failure=skopeo.UNREACHABLE) from None
         except OSError as err:
             raise self._died("waiting for %s: %s" % (method, err.strerror or err)) from None
