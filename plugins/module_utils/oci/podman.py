@@ -21,7 +21,8 @@ available to ``podman run``; then it imports from there. The commands::
     <podman> [--root R --runroot RR] image push --quiet --remove-signatures <name>
              containers-storage:[overlay@<storage>+<runroot>]<name>
 
-``podman pull`` always asks the source (podman 4.3 has no ``--policy``) and reuses the layers its
+podman refuses run roots longer than 50 characters (:func:`check_runroot`); bootc's
+``/run/bootc/storage`` is far from it. ``podman pull`` always asks the source (podman 4.3 has no ``--policy``) and reuses the layers its
 storage has. It prints the image id on standard output; :func:`storage_reference` names the image in
 bootc's storage for the import (``containers-storage:[overlay@<storage>+<runroot>]@<image id>``).
 Every run forces ``LC_ALL=C``; a failure is a ``ToolError`` classified like skopeo's
@@ -49,11 +50,13 @@ __all__ = [
     "run",
     "image_id_of",
     "error_text",
+    "check_runroot",
 ]
 
 STORAGE_SUBPATH = "ostree/bootc/storage"  # below the sysroot
 RUNROOT_SUBPATH = "bootc/storage"  # below the run directory
 STORAGE_DRIVER = "overlay"
+MAX_RUNROOT_CHARS = 50  # podman refuses longer run roots ("the specified runroot is longer than 50 characters")
 _STORE = re.compile(r"\A\[(?:([A-Za-z0-9_-]+)@)?([^+\]]+)(?:\+([^\]]+))?\]")
 _IMAGE_ID = re.compile(r"\A[0-9a-f]{64}\Z")
 
@@ -101,9 +104,17 @@ def push_argv(command, storage: str, runroot: str, name: str) -> list:
     store, bare = split_store(name)
     argv = [str(part) for part in command]
     if store is not None:
-        argv += ["--storage-driver", store[0]] + _storage_args(store[1], store[2])
+        argv += _storage_args(store[1], store[2])  # no --storage-driver: podman's database remembers the store's own
     destination = "containers-storage:%s%s" % (storage_spec(storage, runroot), bare)
     return argv + ["image", "push", "--quiet", "--remove-signatures", bare, destination]
+
+
+def check_runroot(runroot: str) -> None:
+    """ToolError when podman would refuse ``runroot`` for its length (checked before anything runs)."""
+    if len(runroot) > MAX_RUNROOT_CHARS:
+        raise skopeo.tool_error("containers-storage run root %s" % runroot, "podman refuses run roots longer than %d "
+                                "characters; set run_dir to a shorter directory" % MAX_RUNROOT_CHARS,
+                                failure=skopeo.TOOL_FAILED)
 
 
 def run_command(argv, env: dict) -> tuple:

@@ -465,6 +465,7 @@ class _Pull:
             self.result.actions.append("check mode: reading %s directly instead of through containers-storage %s"
                                        % (self.ref.display(), storage))
             return self.ref.source_name(), self.ref.transport
+        podman.check_runroot(runroot)
         self.progress.update(force=True, phase="staging")
         if self.ref.transport == reference.TRANSPORTS["containers-storage"]:
             argv = podman.push_argv(self.request.podman_command, storage, runroot, self.ref.image)
@@ -559,13 +560,13 @@ class _Pull:
 
     def describe_source(self, image: proxy.SourceImage) -> None:
         result = self.result
-        result.source_digest, result.manifest_digest, result.config_digest = (image.source_digest, image.manifest_digest,
-                                                                             image.config_digest)
+        result.source_digest = image.source_digest
+        result.manifest_digest, result.config_digest = image.manifest_digest, image.config_digest
         result.form = image.form
         note = {proxy.FORM_EXACT: "", proxy.FORM_CONVERTED: ", stored as skopeo's OCI conversion %s" % image.manifest_digest,
                 proxy.FORM_NORMALIZED: ", stored with uncompressed layer descriptors as %s" % image.manifest_digest}[image.form]
-        result.actions.append("resolved %s (platform %s) to manifest %s%s" % (self.ref.display(), result.platform,
-                                                                               image.source_digest, note))
+        result.actions.append("resolved %s (platform %s) to manifest %s%s"
+                              % (self.ref.display(), result.platform, image.source_digest, note))
 
     def plan_layers(self, image: proxy.SourceImage) -> set:
         config_refs = _existing_config_refs(self.repo, image.config_digest)
