@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Concurrency harness of the GC: a GC and an image import race on the same repository, round after round.
 

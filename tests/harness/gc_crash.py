@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Crash harness of the GC: SIGKILL a GC at random points, check every live deployment, rerun, compare.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Fuzz harness of the GC: corrupted inputs must give a clean failure or a correct plan, and never a wrong deletion.
 
@@ -409,7 +408,7 @@ class Fuzzer:
             return data[:length], "truncated to %d of %d bytes" % (length, len(data))
         buf = bytearray(data)
         flips = []
-        for _ in range(self.rng.randint(1, 3)):
+        for _flip in range(self.rng.randint(1, 3)):
             limit = min(len(buf), 256) if self.rng.random() < 0.5 else len(buf)
             offset = self.rng.randrange(limit)
             bit = self.rng.randrange(8)
@@ -598,8 +597,8 @@ class Fuzzer:
         if not treesnap.is_empty_diff(outside_delta):
             return "outside-touched", "outside changed: %s" % {k: v[:5] for k, v in outside_delta.items()}
         if outcome.killed or outcome.exit_code not in (0, 1) or not outcome.completed:
-            return "crash", "child ended without a result (killed %s, exit %s): %s" % (outcome.killed, outcome.exit_code,
-                                                                                      outcome.events[-2:])
+            return "crash", "child ended without a result (killed %s, exit %s): %s" % (
+                outcome.killed, outcome.exit_code, outcome.events[-2:])
         if outcome.raised is not None:
             raised = outcome.raised
             if not raised["composefs"]:
