@@ -710,15 +710,21 @@ def pull_image(request: PullRequest, check_mode: bool = False, runner: Callable 
     failure is a ComposefsError whose ``partial_result`` carries ``failure`` (a class of
     ``skopeo.FAILURE_CLASSES``, or ``bad-reference`` / ``pull-failed``), ``actions`` and ``commands``.
     """
-    ref, platform, options = _parse(request)
-    paths = load_host_paths(root=request.root, sysroot=request.sysroot, boot_dir=request.boot_dir, esp=request.esp,
-                            run_dir=request.run_dir, cmdline_file=request.cmdline_file)
-    result = PullResult(image=ref.display(), transport=ref.transport, check_mode=check_mode,
-                        platform=str(platform or layout.host_platform()), repository=paths.composefs_repo)
-    progress_path = None if check_mode else (request.progress_file or default_progress_file(paths.run_dir))
-    result.progress_file = progress_path
-    progress = _Progress(progress_path, ref.display())
     try:
+        ref, platform, options = _parse(request)
+    except ComposefsError as err:
+        err.partial_result.setdefault("failure", "bad-reference")
+        err.partial_result.update(actions=[], commands=[])
+        raise
+    result = PullResult(image=ref.display(), transport=ref.transport, check_mode=check_mode,
+                        platform=str(platform or layout.host_platform()))
+    progress = _Progress(None, ref.display())
+    try:
+        paths = load_host_paths(root=request.root, sysroot=request.sysroot, boot_dir=request.boot_dir, esp=request.esp,
+                                run_dir=request.run_dir, cmdline_file=request.cmdline_file)
+        result.repository = paths.composefs_repo
+        if not check_mode:
+            result.progress_file = progress.path = request.progress_file or default_progress_file(paths.run_dir)
         with Repository.open(paths.composefs_repo, writable=not check_mode, timeout=request.lock_timeout) as repo:
             job = _Pull(request, ref, options, paths, repo, result, progress, check_mode, runner)
             progress.update(force=True)
