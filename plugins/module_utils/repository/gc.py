@@ -96,6 +96,7 @@ Memory and speed (a benchmark lives in ``bench/``): the live set holds raw diges
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -108,6 +109,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     UnsafePathError,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity, splitstream
+from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import layout as erofs_layout
 from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import reader as erofs_reader
 from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths
 
@@ -124,6 +126,7 @@ __all__ = [
     "mark",
     "plan_repository_gc",
     "apply_repository_gc",
+    "image_references",
 ]
 
 REF = "ref"
@@ -342,6 +345,80 @@ class MarkResult:
     missing_objects: dict = field(hash=False, default_factory=dict)
 
 
+# --- what an EROFS image references (spec 11.5-11.6) -------------------------------------------------
+#
+# An image reaches the mark only after its content was checked against its name, so its bytes are
+# exactly what was written. The references are then found by scanning those bytes for the xattr
+# entries composefs writers emit, with their headers: ``trusted.overlay.metacopy`` (name index 4,
+# a 4-byte header + the digest) and ``trusted.overlay.redirect`` (``/xx/rest``). Every xattr entry,
+# inline or shared, is one contiguous run of bytes in the image, so this finds every reference the
+# kernel can follow, plus any such bytes an unreachable inode or a file name might hold: a superset
+# of composefs-rs ``collect_objects`` (spec 11.6 allows keeping more). It runs at regex speed, where
+# walking every inode in Python costs ~10 us each (bench/bench_gc.py: 200k-file images).
+
+_TRUSTED_INDEX = erofs_layout.XATTR_PREFIXES.index(b"trusted.")
+_METACOPY = b"overlay.metacopy"
+_REDIRECT = b"overlay.redirect"
+
+
+def _entry_head(suffix: bytes, value_size: int) -> bytes:
+    return erofs_layout.XATTR_ENTRY.pack(len(suffix), _TRUSTED_INDEX, value_size) + suffix
+
+
+def image_references(data: bytes, algorithm) -> set:
+    """Raw digests the composefs EROFS image ``data`` references (framing checked; see the comment above).
+
+    Fast path: one ``findall`` per xattr, valid when it matched as many entries as the entry
+    header occurs in the image (``count`` of a literal that cannot overlap itself); otherwise, as
+    when a crafted value swallows the head of a real entry or a redirect is not ``/xx/rest``,
+    every occurrence is decoded one by one.
+    """
+    erofs_reader.read_image(data)
+    size = algorithm.digest_size
+    metacopy_head = _entry_head(_METACOPY, 4 + size) + erofs_layout.encode_metacopy(b"\0" * size, algorithm.kernel_id)[:4]
+    digests = re.findall(re.escape(metacopy_head) + b"(.{%d})" % size, data, re.S)
+    if len(digests) == data.count(metacopy_head):
+        found = set(digests)
+    else:
+        found = {data[m.end():m.end() + size] for m in re.finditer(re.escape(metacopy_head), data)}
+        found = {raw for raw in found if len(raw) == size}
+    # Redirects as composefs writes them, "/xx/rest": all values joined, the "/" after "xx" checked
+    # by a strided slice, the rest hex-decoded at once.
+    width = 2 * size + 1
+    values = re.findall(re.escape(_entry_head(_REDIRECT, width + 1) + b"/") + b"(.{%d})" % width, data, re.S)
+    joined = b"".join(values)
+    fast = len(values) == data.count(_REDIRECT) and joined[2::width] == b"/" * len(values) \
+        and joined.count(b"/") == len(values)
+    if fast:
+        try:
+            raw = bytes.fromhex(joined.translate(None, b"/").decode("ascii"))
+        except (ValueError, UnicodeDecodeError):
+            fast = False
+    if fast:
+        found.update(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(size, len(raw) + size, size))))
+    else:
+        found.update(_redirect_references(data, size))
+    return found
+
+
+def _redirect_references(data: bytes, size: int) -> set:
+    """Every ``trusted.overlay.redirect`` entry decoded one by one (the object path is its last 2N+1 bytes)."""
+    found = set()
+    for match in re.finditer(re.escape(_REDIRECT), data):
+        start = match.start()
+        if start < 4 or data[start - 4] != len(_REDIRECT) or data[start - 3] != _TRUSTED_INDEX:
+            continue
+        value = data[match.end():match.end() + int.from_bytes(data[start - 2:start], "little")]
+        path = value[1:] if value[:1] == b"/" else value
+        path = path[-(2 * size + 1):]
+        if len(path) == 2 * size + 1 and path[2:3] == b"/":
+            try:
+                found.add(bytes.fromhex((path[:2] + path[3:]).decode("ascii")))
+            except ValueError:
+                continue
+    return found
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while True:
@@ -430,7 +507,7 @@ class _Marker:
         if data is None:
             return
         try:
-            found = erofs_reader.referenced_objects(data, self.repo.algorithm)
+            found = image_references(data, self.repo.algorithm)
         except ComposefsError as err:
             self.errors.append("%s: EROFS image cannot be parsed: %s" % (where, err))
             return
@@ -601,16 +678,16 @@ def _sweep_objects(repo, live: frozenset) -> _Sweep:
                             continue
                         found.append((raw, item))
                 for raw, item in found:
-                    where = _where(repo, paths.OBJECTS, subdir, item.name)
                     if raw is None or raw.hex() != subdir + item.name:
-                        invalid.append((where, "name is not %d lowercase hex digits" % width))
+                        invalid.append((_where(repo, paths.OBJECTS, subdir, item.name),
+                                        "name is not %d lowercase hex digits" % width))
                         continue
                     try:
                         info = item.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
                     if not stat.S_ISREG(info.st_mode):
-                        invalid.append((where, "not a regular file"))
+                        invalid.append((_where(repo, paths.OBJECTS, subdir, item.name), "not a regular file"))
                         continue
                     present += 1
                     remove.append((raw, info.st_size))
