@@ -138,10 +138,9 @@ def test_tool_error_shape():
 
 
 def test_missing_tool_error():
-    try:
+    with pytest.raises(OSError) as raised:
         subprocess.run(["/nonexistent/skopeo"], check=False)
-    except OSError as err:
-        failed = skopeo.missing_tool_error(["/nonexistent/skopeo", "inspect"], err)
+    failed = skopeo.missing_tool_error(["/nonexistent/skopeo", "inspect"], raised.value)
     assert failed.partial_result["failure"] == skopeo.MISSING_TOOL
     assert "cannot run /nonexistent/skopeo" in str(failed) and "not installed" in str(failed)
     failed = skopeo.missing_tool_error(["x"], PermissionError(13, "Permission denied"))
