@@ -55,9 +55,9 @@ manifest bootc's storage will hold from the layer sizes the repository knows.
 Crash safety: everything the pull writes before the tag is unreferenced (no ref names it), so an
 interrupted or failed pull leaves no tag and only data a garbage collection removes; the next pull
 reuses every complete layer stream. The blobs are staged in ``<repo>/.pull-<random>/`` (an OCI
-image layout the importer reads), locked with ``flock`` while in use, removed at the end of the
-pull whatever happens, and, after a kill, by the next pull (an unlocked staging directory older
-than a minute). The tag is written last, by an atomic symlink replace.
+image layout the importer reads), locked with ``flock`` while in use (it is created as ``.pull-new-*`` and renamed once
+locked), removed at the end of the pull whatever happens, and, after a kill, by the next pull (an
+unlocked ``.pull-*`` directory). The tag is written last, by an atomic symlink replace.
 
 Progress (``progress_file``, default ``<run_dir>/bootc-composefs/pull-progress.json``): while a
 pull runs, JSON replaced atomically (write, then rename) at most every
@@ -126,6 +126,7 @@ PROGRESS_VERSION = 1
 # A garbage collection may hold the exclusive lock for minutes on a big repository.
 LOCK_TIMEOUT_SECONDS = 600.0
 STAGING_PREFIX = ".pull-"
+STAGING_NEW_PREFIX = ".pull-new-"  # until its creator holds the lock
 STALE_STAGING_SECONDS = 60.0
 BOOTC_LABEL = "containers.bootc"
 # Free space asked for before fetching: the staged blobs plus at least as much again in objects.
@@ -251,8 +252,13 @@ class _Progress:
 # --- staging ----------------------------------------------------------------------------------------
 
 
-def remove_stale_staging(repo_path: str, min_age: float = STALE_STAGING_SECONDS) -> list:
-    """Remove ``<repo>/.pull-*`` directories no pull holds (unlocked) and older than ``min_age``; return them."""
+def remove_stale_staging(repo_path: str) -> list:
+    """Remove the staging directories of pulls that died (``<repo>/.pull-*`` no pull holds); return their paths.
+
+    A staging directory gets its ``.pull-`` name only once its creator holds its lock, so an
+    unlocked one is abandoned; a ``.pull-new-*`` one (killed between creation and lock) is
+    removed when older than ``STALE_STAGING_SECONDS``.
+    """
     removed = []
     try:
         names = [n for n in os.listdir(repo_path) if n.startswith(STAGING_PREFIX)]
@@ -265,7 +271,7 @@ def remove_stale_staging(repo_path: str, min_age: float = STALE_STAGING_SECONDS)
         except OSError:
             continue
         try:
-            if time.time() - os.fstat(fd).st_mtime < min_age:
+            if name.startswith(STAGING_NEW_PREFIX) and time.time() - os.fstat(fd).st_mtime < STALE_STAGING_SECONDS:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -282,9 +288,11 @@ class _Staging:
     """``<repo>/.pull-<random>/``: an OCI image layout of the blobs to import, locked while it exists."""
 
     def __init__(self, repo_path: str) -> None:
-        self.path = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=repo_path)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fresh = tempfile.mkdtemp(prefix=STAGING_NEW_PREFIX, dir=repo_path)
+        self._fd = os.open(fresh, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self.path = os.path.join(repo_path, STAGING_PREFIX + os.path.basename(fresh)[len(STAGING_NEW_PREFIX):])
+        os.rename(fresh, self.path)
         os.makedirs(os.path.join(self.path, "blobs", "sha256"))
         with open(os.path.join(self.path, "oci-layout"), "w") as handle:
             handle.write('{"imageLayoutVersion":"1.0.0"}')

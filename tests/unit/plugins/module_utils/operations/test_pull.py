@@ -249,9 +249,11 @@ def test_failed_pull_leaves_no_tag_and_resumes(host, layouts, tmp_path):
 def test_stale_staging_is_removed_unless_locked(host, layouts):
     stale = os.path.join(host.repo, pull.STAGING_PREFIX + "stale")
     busy = os.path.join(host.repo, pull.STAGING_PREFIX + "busy")
-    for path in (stale, busy):
+    young = os.path.join(host.repo, pull.STAGING_NEW_PREFIX + "young")
+    old = os.path.join(host.repo, pull.STAGING_NEW_PREFIX + "old")
+    for path in (stale, busy, young, old):
         os.makedirs(os.path.join(path, "blobs"))
-        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
     holder = repo_builder.hold_lock_process(busy, "EX")
     try:
         result = host.pull("oci:%s:1" % layouts["os"])
@@ -259,6 +261,7 @@ def test_stale_staging_is_removed_unless_locked(host, layouts):
         holder.stdin.close()
         holder.wait()
     assert not os.path.exists(stale) and os.path.isdir(busy)
+    assert os.path.isdir(young) and not os.path.exists(old)
     assert any(stale in action for action in result.actions)
 
 
