@@ -38,6 +38,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: partial
+    details:
+      - When the source must be asked, the prediction assumes it does not change before the real run; a tag moved
+        in between makes the real run pull something else.
+      - With O(via_containers_storage) the digest the repository will store is predicted from the sizes of the
+        layers it already has; when a layer is missing the result is only "changed".
     description:
       - Decides everything it can without the network exactly as a real run does (O(pull_policy), pinned
         digests, tags present). When the source must be asked, reads its manifest and config (nothing
