@@ -17,7 +17,7 @@ Resolution of one deployment, first success wins, every failure noted in ``warni
 |---|---|---|---|
 | 1 | the origin has ``manifest_digest`` | stream ``oci-manifest-<digest>`` -> manifest JSON -> named ref ``config:<digest>`` -> config JSON | ``repository`` |
 | 2 | step 1 failed or was skipped | ``<verity>.imginfo`` (``{config, manifest}`` JSON) | ``imginfo`` |
-| 3 | steps 1 and 2 failed | the tag search below | ``tag-search`` |
+| 3 | steps 1 and 2 failed (for legacy deployments: also after step 2, see below) | the tag search below | ``tag-search`` |
 
 bootc fails ``bootc status`` when step 1 fails and does not try step 2 or 3 then (§2.9); we
 report and keep going.
@@ -35,8 +35,9 @@ by one of its ``composefs.image*`` named refs. The deployment's verity is the di
 matches on every real repository; bootc's GC compares the verity with the *plain* key
 (``composefs.image`` / ``composefs.image.v1``) only, which never matches a boot image's verity
 and leaves legacy deployments without OCI metadata. We match any ``composefs.image*`` key
-(object ids are content digests, so no key can give a false match) and prefer a boot key, then
-a bootc tag, then the first tag in name order; ``matched_key`` and ``matched_tag`` tell which.
+(object ids are content digests, so no key can give a false match). Among matching manifests
+a boot key wins, then a manifest with a bootc tag, then the lowest digest; the tag reported is
+the manifest's bootc tag, else its first tag by name. ``matched_key`` and ``matched_tag`` tell which.
 Several different manifests matching (the same image stored with two compressions) is noted.
 
 Reported values (§2.8): ``version`` = manifest annotation ``org.opencontainers.image.version``
