@@ -429,11 +429,15 @@ def _redirect_references(data: bytes, size: int) -> set:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
+    """The whole file: one read of its size (no copy to join chunks), more only if it grew."""
+    data = os.read(fd, max(os.fstat(fd).st_size, 1))
+    if not data:
+        return data
+    chunks = [data]
     while True:
         chunk = os.read(fd, _READ_CHUNK_BYTES)
         if not chunk:
-            return b"".join(chunks)
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.append(chunk)
 
 
@@ -642,15 +646,15 @@ class _Sweep(NamedTuple):
     errors: tuple
 
 
-def _subdir_digests(subdir: str, names: list, digest_size: int) -> list | None:
-    """Raw digests of ``names`` (in ``objects/<subdir>/``) when every one is a valid object name, else None.
+def _subdir_digests(subdir: str, names: list, digest_size: int) -> bytes | None:
+    """The raw digests of ``names`` (in ``objects/<subdir>/``), concatenated, when every one is a valid object name.
 
     One pass in C (bench/bench_gc.py): the names, each prefixed by ``subdir``, are joined and
-    hex-decoded at once, then cut into digests; a name of another length, in upper case or with
-    anything but hex digits makes the caller look at the names one by one.
+    hex-decoded at once; a name of another length, in upper case or with anything but hex digits
+    gives None, and the caller looks at the names one by one.
     """
     if not names:
-        return []
+        return b""
     if set(map(len, names)) != {2 * digest_size - 2}:
         return None
     text = subdir + subdir.join(names)
@@ -662,8 +666,7 @@ def _subdir_digests(subdir: str, names: list, digest_size: int) -> list | None:
         return None
     if len(raw) != digest_size * len(names):
         return None  # fromhex skips whitespace
-    return list(map(raw.__getitem__, map(slice, range(0, len(raw), digest_size),
-                                         range(digest_size, len(raw) + digest_size, digest_size))))
+    return raw
 
 
 class _SweepState:
@@ -713,16 +716,21 @@ class _SweepState:
             return
         try:
             names = os.listdir(sub_fd)
-            digests = _subdir_digests(subdir, names, self.repo.algorithm.digest_size)
-            if digests is None:
+            size = self.repo.algorithm.digest_size
+            raw = _subdir_digests(subdir, names, size)
+            if raw is None:
                 self.one_by_one(sub_fd, subdir, names)
                 return
-            by_key = dict(zip(map(live_key, digests), digests))
-            dead = set(by_key)
+            # The live keys of every name, cut from the decoded names without building full digests.
+            keys = list(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(KEY_BYTES, len(raw) + KEY_BYTES, size))))
+            dead = set(keys)
             dead -= self.live
-            self.present += len(digests) - len(dead)
-            for key in dead:
-                self.candidate(sub_fd, subdir, by_key[key])
+            self.present += len(keys) - len(dead)
+            if dead:
+                position = dict(zip(keys, range(0, len(raw), size)))
+                for key in dead:
+                    start = position[key]
+                    self.candidate(sub_fd, subdir, raw[start:start + size])
         except OSError as err:
             self.errors.append("%s: cannot be listed: %s" % (_where(self.repo, paths.OBJECTS, subdir), err.strerror))
         finally:
