@@ -16,7 +16,7 @@ Steps, each callable on its own (the operations layer chains them):
                                      only), each with the problem that makes it unusable, if any
 :func:`mark`                         the live set: every object reachable from the roots
 :func:`plan_repository_gc`           scan + roots (with simulated ref changes) + mark + sweep plan
-                                     (one ``os.scandir`` per ``objects/<xx>``); no side effects
+                                     (one listing per ``objects/<xx>``); no side effects
 :func:`apply_repository_gc`          executes a plan under ``LOCK_EX`` (see "Apply" below)
 ==================================== ================================================================
 
@@ -28,8 +28,9 @@ removed), so a plan made before those changes describes exactly what the run aft
 
 Mark, from each root:
 
-* image root: the entry's object is live; the image is parsed (``erofs.reader``) and every object
-  its ``trusted.overlay.metacopy`` / ``trusted.overlay.redirect`` xattrs name is live;
+* image root: the entry's object is live; the image's framing is checked (``erofs.reader``) and
+  every object its ``trusted.overlay.metacopy`` / ``trusted.overlay.redirect`` xattrs name is live
+  (:func:`image_references`);
 * stream root: the entry's object is walked: it is live, every ``object_refs`` digest is live,
   every ``stream_refs`` digest (the targets of named refs, and any unnamed ones) is live, and is
   walked in turn when it is a splitstream: always when a ``streams/`` entry names that object
@@ -124,6 +125,7 @@ __all__ = [
     "RepoGcPlan",
     "RepoGcResult",
     "scan_repository",
+    "expected_refs",
     "build_roots",
     "mark",
     "plan_repository_gc",
@@ -144,7 +146,6 @@ _READ_CHUNK_BYTES = 1 << 20
 KEY_BYTES = 16
 live_key = operator.itemgetter(slice(0, KEY_BYTES))
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 # --- snapshot of refs and entries -----------------------------------------------------------------
