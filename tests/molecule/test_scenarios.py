@@ -6,8 +6,14 @@ destroy) in podman containers of the locally built base image (tests/setup/base-
 the session's local registry (the ``registry`` fixture of tests/conftest.py), whose address reaches
 the scenarios as ``BOOTC_COMPOSEFS_TEST_REGISTRY``. What each scenario proves is written at the top
 of its molecule.yml; the assertions are in its converge.yml and verify.yml.
+
+The scenarios of a session are started together (``BOOTC_COMPOSEFS_MOLECULE_JOBS`` at a time, default
+all of them): they spend most of their time waiting for podman and Ansible start-up, so on two cores
+three run in about the time of the longest one. Each writes its output to
+``.ci/tmp/molecule-logs/<scenario>.log``; a failing test shows the end of it.
 """
 
+import concurrent.futures
 import os
 import pathlib
 import subprocess
@@ -63,12 +69,34 @@ def fixture_molecule_env(registry):
     return env
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_molecule_scenario(scenario, molecule_env):
+def _run_scenario(scenario: str, env: dict) -> tuple:
+    """``molecule test -s scenario``; returns (exit code, seconds, log path)."""
+    log_dir = ROOT / ".ci" / "tmp" / "molecule-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / ("%s.log" % scenario)
     started = time.monotonic()
-    proc = subprocess.run([str(BIN / "molecule"), "test", "-s", scenario], cwd=ROOT, env=molecule_env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          timeout=SCENARIO_TIMEOUT_SECONDS)
-    seconds = time.monotonic() - started
+    with open(log, "w", encoding="utf-8") as handle:
+        try:
+            code = subprocess.run([str(BIN / "molecule"), "test", "-s", scenario], cwd=ROOT, env=env, stdout=handle,
+                                  stderr=subprocess.STDOUT, check=False, timeout=SCENARIO_TIMEOUT_SECONDS).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout after %d s" % SCENARIO_TIMEOUT_SECONDS
+    return code, time.monotonic() - started, log
+
+
+@pytest.fixture(scope="session", name="scenario_runs")
+def fixture_scenario_runs(request, molecule_env):
+    """Every scenario selected in this session, started at once in a pool; ``{scenario: future}``."""
+    selected = sorted({item.callspec.params["scenario"] for item in request.session.items
+                       if getattr(item, "callspec", None) is not None and "scenario" in item.callspec.params})
+    jobs = int(os.environ.get("BOOTC_COMPOSEFS_MOLECULE_JOBS", "0")) or len(selected) or 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        yield {scenario: pool.submit(_run_scenario, scenario, molecule_env) for scenario in selected}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario(scenario, scenario_runs):
+    code, seconds, log = scenario_runs[scenario].result()
     sys.stdout.write("molecule scenario %s: %.0f s\n" % (scenario, seconds))
-    assert proc.returncode == 0, "molecule test -s %s failed after %.0f s:\n%s" % (scenario, seconds, proc.stdout[-12000:])
+    output = log.read_text(encoding="utf-8", errors="replace")
+    assert code == 0, "molecule test -s %s failed (%s) after %.0f s, log %s:\n%s" % (scenario, code, seconds, log, output[-12000:])
