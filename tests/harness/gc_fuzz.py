@@ -5,7 +5,7 @@ Run from the repository root, ``make env`` once; as root the GC runs as ``nobody
 given to it), so that even a traversal bug could not delete ``/etc`` (as another user it runs as
 that user, equally unable to)::
 
-    .venv/bin/python tests/harness/gc_fuzz.py                 # CI size: 800 inputs, 2 workers, ~35 s
+    .venv/bin/python tests/harness/gc_fuzz.py                 # CI size: 1000 inputs, 2 workers, ~40 s
     .venv/bin/python tests/harness/gc_fuzz.py --full          # 10000 inputs
     .venv/bin/python tests/harness/gc_fuzz.py --inputs 500 --seed 9 --jobs 4 --json
 
@@ -43,11 +43,14 @@ forked workers (each with its own random stream ``seed:worker:jobs``, work trees
 ``error``          a ``ComposefsError`` whose message names the corrupted file; nothing changed anywhere
 ``plan-exact``     the GC ran and did exactly what the oracle says a GC of the intact host does
 ``plan-kept-more`` it removed a subset of that (nothing unexpected)
-``plan-input``     it removed more, but the corrupted file still parses with another meaning (an independent
-                   parse of the BLS entry, origin or meta.json differs): the GC followed the new meaning
+``plan-input``     it removed more, but the damaged file still reads, for bootc, with another meaning (an
+                   independent reading written from the spec: a BLS entry's ``composefs=`` verity or
+                   ``linux`` artifact, meta.json): the GC followed the new meaning, as bootc would
 failures:          ``crash`` (another exception type), ``error-unnamed`` (message does not name the file),
                    ``error-dirty`` (an error, yet something changed), ``plan-unsafe`` (removed something the
-                   oracle keeps, the input's meaning unchanged or only its bytes damaged),
+                   oracle keeps while the input's meaning is unchanged, its bytes damaged (objects), or
+                   bootc would refuse it: an entry without a usable ``composefs=``, a live origin
+                   without a valid ``boot_type`` / the same ``manifest_digest``),
                    ``outside-touched`` (anything outside the host changed)
 ================== ===========================================================================================
 
@@ -78,7 +81,7 @@ import oracle  # noqa: E402  pylint: disable=wrong-import-position
 import treesnap  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import gc as gc_operation  # noqa: E402  pylint: disable=wrong-import-position
 
-CI = {"inputs": 800, "module_rate": 0.015}
+CI = {"inputs": 1000, "module_rate": 0.015}
 FULL = {"inputs": 10000, "module_rate": 0.01}
 MODULE = os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "plugins", "modules", "composefs_gc.py")
 KIND_WEIGHTS = {
@@ -108,26 +111,54 @@ def _parser() -> argparse.ArgumentParser:
 # --- independent readings of the text inputs (is a damaged file still saying the same thing?) ----
 
 
-def bls_meaning(data: bytes):
-    """``{key: [values]}`` of the BLS keys a GC reads (``linux``, ``initrd``, ``options``, ``efi``, ``uki``), or None."""
+REFUSED = "refused"
+HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _text(data: bytes):
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    found = {}
+
+
+def bls_reading(data: bytes):
+    """What bootc takes from a Type1 BLS entry (spec bootc-composefs-host.md 2.1, 2.3): ``(verity, artifact)``.
+
+    REFUSED when bootc's listing would fail on it (not UTF-8, no ``linux``, no ``composefs=`` in
+    ``options``, a value that is no 128-hex digest): bootc's status, and so its GC, then stops.
+    """
+    text = _text(data)
+    if text is None:
+        return REFUSED
+    keys = {}
     for line in text.splitlines():
-        key, _sep, value = line.strip().partition(" ")
-        if key in BLS_KEYS:
-            found.setdefault(key, []).append(" ".join(value.split()))
-    return found
+        parts = line.strip().split(None, 1)
+        if parts and parts[0] not in keys:
+            keys[parts[0]] = parts[1] if len(parts) > 1 else ""
+    linux, options = keys.get("linux"), keys.get("options")
+    if not linux or options is None:
+        return REFUSED
+    verity = None
+    for token in options.split():
+        if token.startswith("composefs="):
+            verity = token[len("composefs="):].lstrip("?")
+            break
+    if verity is None or len(verity) != 128 or not set(verity) <= HEX_DIGITS:
+        return REFUSED
+    artifact = linux.rstrip("/").rsplit("/", 2)[-2] if linux.count("/") >= 2 else ""
+    return verity, artifact[len("bootc_composefs-"):] if artifact.startswith("bootc_composefs-") else artifact
 
 
-def origin_meaning(data: bytes):
-    """``{(section, key): value}`` of the origin keys bootc reads, or None when it is no keyfile."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+def origin_reading(data: bytes):
+    """What bootc takes from a live deployment's origin (spec 1.4, 2.9): ``(boot_type, manifest_digest)``.
+
+    REFUSED when bootc's status would fail: no keyfile, ``boot_type`` missing or unknown, a
+    ``manifest_digest`` that is missing (no ``.imginfo`` on this host) or malformed.
+    """
+    text = _text(data)
+    if text is None:
+        return REFUSED
     found = {}
     section = None
     for line in text.splitlines():
@@ -140,21 +171,38 @@ def origin_meaning(data: bytes):
             continue
         key, sep, value = line.partition("=")
         if not sep or section is None:
-            return None
-        if (section, key.strip()) in ORIGIN_KEYS:
-            found[(section, key.strip())] = value.strip()
-    return found
+            return REFUSED
+        found.setdefault((section, key.strip()), value.strip())
+    boot_type = found.get(("boot", "boot_type"))
+    digest = found.get(("image", "manifest_digest"), "")
+    if boot_type not in ("bls", "uki") or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        return REFUSED
+    return boot_type, digest
 
 
-def meta_meaning(data: bytes):
-    """The parsed meta.json, or None."""
+def meta_reading(data: bytes):
+    """The parsed meta.json (REFUSED when it does not parse: composefs-rs refuses to open the repository)."""
     try:
         return json.loads(data.decode("utf-8"))
     except ValueError:
-        return None
+        return REFUSED
 
 
-MEANINGS = {"bls": bls_meaning, "origin": origin_meaning, "meta": meta_meaning}
+READINGS = {"bls": bls_reading, "origin": origin_reading, "meta": meta_reading}
+
+
+def judge_reading(family: str, original: bytes, damaged: bytes, live: bool) -> str:
+    """``same``, ``changed`` (bootc would follow the new meaning) or ``refused`` (bootc would stop)."""
+    if family == "origin" and not live:
+        return "same"  # bootc never reads the origin of a state dir no entry names
+    before, after = READINGS[family](original), READINGS[family](damaged)
+    if after == REFUSED:
+        return "refused"
+    if after == before:
+        return "same"
+    if family == "origin":
+        return "refused"  # another boot type conflicts, another manifest digest cannot be read: status fails
+    return "changed"
 
 
 def _reset_module_args() -> None:
@@ -256,17 +304,18 @@ class Targets:
 class Corruption:
     """One applied corruption: how to undo it and how to judge the GC's answer."""
 
-    def __init__(self, kind: str, target: dict, detail: str, tokens: set, meaning_changed: bool) -> None:
+    def __init__(self, kind: str, target: dict, detail: str, tokens: set, reading: str) -> None:
         self.kind = kind
         self.target = target
         self.detail = detail
         self.tokens = tokens
-        self.meaning_changed = meaning_changed
+        self.reading = reading
         self.undo = None
 
     def as_dict(self) -> dict:
         """For failure reports."""
-        return {"kind": self.kind, "path": self.target["path"], "what": self.target["what"], "detail": self.detail}
+        return {"kind": self.kind, "path": self.target["path"], "what": self.target["what"], "detail": self.detail,
+                "bootc_reading": self.reading}
 
 
 class Fuzzer:
@@ -434,12 +483,11 @@ class Fuzzer:
         tokens = {os.path.basename(rel)}
         if "object" in target:
             tokens |= self._object_tokens(target["object"])
-            changed = True
+            reading = "content"
         else:
-            reading = MEANINGS[family]
-            changed = reading(data) != reading(original)
+            reading = judge_reading(family, original, data, "(orphan)" not in target["what"])
         self._replace_file(rel, data)
-        corruption = Corruption(kind, target, detail, tokens, changed)
+        corruption = Corruption(kind, target, detail, tokens, reading)
         corruption.undo = lambda: self._restore_file(rel)
         return corruption
 
@@ -475,7 +523,7 @@ class Fuzzer:
         tokens = {"objects/" + name} if "/objects/" in rel else {name}
         if name.startswith("bootc_composefs-"):
             tokens.add(name[len("bootc_composefs-"):])
-        corruption = Corruption("symlink-escape", target, "-> %s (%s)" % (text, destination), tokens, True)
+        corruption = Corruption("symlink-escape", target, "-> %s (%s)" % (text, destination), tokens, "layout")
 
         def undo():
             os.unlink(path)
@@ -616,8 +664,10 @@ class Fuzzer:
         changed = sorted(p for p in delta["changed"] if p != corrupted)
         if unexpected_removed or unexpected_added or changed:
             detail = {"removed": unexpected_removed[:6], "added": unexpected_added[:6], "changed": changed[:6]}
-            if corruption.meaning_changed and corruption.kind.split("-")[0] in MEANINGS:
-                return "plan-input", "the GC followed the changed meaning: %s" % detail
+            if corruption.reading == "changed":
+                return "plan-input", "the GC followed the changed meaning, as bootc does: %s" % detail
+            if corruption.reading == "refused":
+                return "plan-unsafe", "bootc refuses this input (its status fails), the GC deleted: %s" % detail
             return "plan-unsafe", "removed or changed what the oracle keeps: %s" % detail
         if removed >= expected:
             return "plan-exact", None
