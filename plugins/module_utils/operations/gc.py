@@ -520,12 +520,13 @@ def _plan_boot_binaries(state, notes: _Notes) -> tuple:
         if name is None or name in present:
             continue
         if entry.boot_type == "uki":
+            kind = "file"
             expected = os.path.join(binaries.uki_dir, artifact.uki_file_name(name) if entry.has_prefix else name + artifact.UKI_SUFFIX)
         else:
+            kind = "directory"
             expected = os.path.join(binaries.type1_dir, artifact.type1_dir_name(name) if entry.has_prefix else name)
         notes.errors.append("%s: is not there as a real %s, yet boot entry %s boots from it (a symlink, a damaged entry or a "
-                            "lost binary); refusing to collect boot binaries" % (expected, "file" if entry.boot_type == "uki"
-                                                                                   else "directory", entry.path))
+                            "lost binary); refusing to collect boot binaries" % (expected, kind, entry.path))
     for binary in binaries.binaries:
         if binary.name in referenced:
             continue
