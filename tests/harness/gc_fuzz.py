@@ -5,7 +5,7 @@ Run from the repository root, ``make env`` once; as root the GC runs as ``nobody
 given to it), so that even a traversal bug could not delete ``/etc`` (as another user it runs as
 that user, equally unable to)::
 
-    .venv/bin/python tests/harness/gc_fuzz.py                 # CI size: 1000 inputs, 2 workers, ~40 s
+    .venv/bin/python tests/harness/gc_fuzz.py                 # CI size: 800 inputs, 2 workers, ~40 s
     .venv/bin/python tests/harness/gc_fuzz.py --full          # 10000 inputs
     .venv/bin/python tests/harness/gc_fuzz.py --inputs 500 --seed 9 --jobs 4 --json
 
@@ -81,7 +81,7 @@ import oracle  # noqa: E402  pylint: disable=wrong-import-position
 import treesnap  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import gc as gc_operation  # noqa: E402  pylint: disable=wrong-import-position
 
-CI = {"inputs": 1000, "module_rate": 0.015}
+CI = {"inputs": 800, "module_rate": 0.015}
 FULL = {"inputs": 10000, "module_rate": 0.01}
 MODULE = os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "plugins", "modules", "composefs_gc.py")
 KIND_WEIGHTS = {
