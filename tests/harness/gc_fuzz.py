@@ -785,12 +785,17 @@ def main(argv=None) -> int:
         fuzzer.setup()
         fuzzer.run(args.jobs)
         report = fuzzer.summary()
+    except Exception:  # pylint: disable=broad-except
+        report = {"aborted": True, "failures": 1,
+                  "failure_details": [{"problem": "the harness aborted: %s" % traceback.format_exc()[-3000:]}]}
     finally:
         if owned:
             treesnap.remove_tree(workdir)
     report["seconds"] = round(time.monotonic() - started, 1)
     if args.json:
         print(json.dumps(report, indent=1, sort_keys=True))
+    elif report.get("aborted"):
+        print(report["failure_details"][0]["problem"])
     else:
         print("gc_fuzz: %d inputs (seed %d, %d jobs), %d copies of the host, %.1f s"
               % (report["inputs"], report["seed"], args.jobs, report["copies"], report["seconds"]))
