@@ -19,23 +19,31 @@ The layout is described, table by table, next to the code that reads it:
 
 | file | describes |
 |---|---|
-| ``zstd_frame.py`` | frame header, window size, skippable frames, block headers, content checksum (XXH64) |
+| ``zstd_frame.py`` | frame header, window size, skippable frames, block headers; the streaming frame scanner |
+| ``zstd_checksum.py`` | the content checksum (XXH64) |
 | ``zstd_block.py`` | compressed blocks: literals section, sequences section, sequence execution |
 | ``zstd_entropy.py`` | FSE table descriptions and decoding, Huffman tree descriptions and streams |
 | ``zstd_python.py`` | the pure-Python codec built from them, and what its encoder writes |
+| ``zstd_stream.py`` | the streaming reader (:func:`open_reader`): how a read flows, its error rules |
+| ``zstd_cli.py`` | the ``zstd`` binary as a backend |
 
 ``decompress`` first walks the frame and block headers in pure Python (cheap), so every backend
 reports truncation, bad magic, reserved bits and dictionaries the same way, with an offset, and a
 declared content size larger than ``max_size`` is refused before anything is inflated. Then one
-backend inflates. Backends, tried in this order once, at first use:
+backend inflates. ``open_reader`` does the same incrementally over a file object: the frame and
+block headers are checked as they are read (``zstd_frame.StreamScanner``), with the same messages,
+and the backend inflates what has been checked. Backends, tried in this order once, at first use:
 
-| name | what | notes |
-|---|---|---|
-| ``compression.zstd`` | standard library, Python >= 3.14 | one decompressor per frame, ``max_length`` bounds output |
-| ``zstandard`` | python-zstandard | ``stream_reader(read_across_frames=True)`` (older: per frame), bounded reads |
-| ``pyzstd`` | pyzstd | one decompressor per frame, ``max_length`` bounds output |
-| ``zstd-cli`` | the ``zstd`` binary | argv lists, ``LC_ALL=C``, output read in bounded chunks |
-| ``python`` | ``zstd_python.py`` | pure Python, always available |
+| name | what | ``decompress`` | ``open_reader`` |
+|---|---|---|---|
+| ``compression.zstd`` | standard library, Python >= 3.14 | a decompressor per frame | a decompressor per frame fed block by block |
+| ``zstandard`` | python-zstandard | ``stream_reader(read_across_frames=True)`` (older: per frame) | the same, pulling the checked frames |
+| ``pyzstd`` | pyzstd | as ``compression.zstd`` | as ``compression.zstd`` |
+| ``zstd-cli`` | the ``zstd`` binary (``zstd_cli.py``) | whole stream from a temporary file | frames piped in as they are read (one thread, a selector) |
+| ``python`` | ``zstd_python.py``, always available | each frame decoded into one buffer | block by block, one window of history per frame |
+
+Output is pulled from every backend in bounded pieces (``READ_CHUNK_SIZE``), so ``max_size`` stops
+a decompression bomb early.
 
 Every backend writes frames like composefs-rs does: no checksum; ``compress`` levels are libzstd's
 (1..22, negative = fast, 0 = default 3). Accelerator exceptions are turned into ``FormatError``
@@ -47,14 +55,11 @@ by any backend.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import tempfile
-from typing import Callable, Dict, List, Optional
+from typing import BinaryIO, Callable, List, Optional
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError, ToolError
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_frame
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_cli, zstd_frame, zstd_stream
 
 __all__ = [
     "BACKEND_NAMES",
@@ -62,6 +67,7 @@ __all__ = [
     "MIN_LEVEL",
     "MAX_LEVEL",
     "decompress",
+    "open_reader",
     "compress",
     "backend_name",
     "use_backend",
@@ -73,28 +79,21 @@ DEFAULT_LEVEL = 3
 MAX_LEVEL = 22
 # libzstd's most negative ("fast") level; level 0 means the default, as in libzstd.
 MIN_LEVEL = -131072
-# Levels above this need --ultra on the zstd command line.
-CLI_MAX_PLAIN_LEVEL = 19
 
 # --- backend chooser -----------------------------------------------------------------------------
 BACKEND_NAMES = ("compression.zstd", "zstandard", "pyzstd", "zstd-cli", "python")
 # Output is pulled from streaming decoders in pieces of at most this size.
 READ_CHUNK_SIZE = 1 << 20
-# How much of the zstd binary's stderr goes into an error message.
-STDERR_TAIL_CHARS = 2000
 
 
 class _Backend:
-    """One way of inflating and deflating: a name and two callables."""
+    """One way of inflating and deflating: a name and three callables."""
 
-    def __init__(self, name: str, decompress_frames: Callable, compress_data: Callable) -> None:
+    def __init__(self, name: str, decompress_frames: Callable, compress_data: Callable, inflate_stream: Callable) -> None:
         self.name = name
         self.decompress_frames = decompress_frames   # (view, spans, max_size) -> bytes
         self.compress_data = compress_data           # (data, level) -> bytes
-
-
-def _too_large(max_size: int, offset: Optional[int]) -> FormatError:
-    return FormatError("zstd data inflates to more than max_size (%d bytes)" % max_size, offset=offset)
+        self.inflate_stream = inflate_stream         # (scanner, max_size) -> iterator of output pieces
 
 
 # --- compression.zstd and pyzstd share the decompressor API --------------------------------------
@@ -116,7 +115,7 @@ def _per_frame_backend(name: str, module) -> _Backend:
                 raise FormatError("zstd frame rejected by %s: %s" % (name, err), offset=span.start) from None
             total += len(piece)
             if max_size is not None and total > max_size:
-                raise _too_large(max_size, span.start)
+                raise zstd_stream.too_large(max_size, span.start)
             if not decompressor.eof or decompressor.unused_data:
                 raise FormatError("zstd frame does not end where its last block ends (%s)" % name, offset=span.start)
             pieces.append(piece)
@@ -128,7 +127,30 @@ def _per_frame_backend(name: str, module) -> _Backend:
         except error_types as err:
             raise ComposefsError("%s could not compress: %s" % (name, err)) from None
 
-    return _Backend(name, decompress_frames, compress_data)
+    def inflate_frame(scanner):
+        decompressor = module.ZstdDecompressor()
+        start = scanner.frame_start
+        try:
+            for raw in zstd_stream.iter_raw_frame(scanner):
+                if decompressor.eof:
+                    raise FormatError("zstd frame does not end where its last block ends (%s)" % name, offset=start)
+                piece = decompressor.decompress(raw, READ_CHUNK_SIZE)
+                while True:
+                    if piece:
+                        yield piece
+                    if decompressor.eof or decompressor.needs_input:
+                        break
+                    piece = decompressor.decompress(b"", READ_CHUNK_SIZE)
+        except error_types as err:
+            raise FormatError("zstd frame rejected by %s: %s" % (name, err), offset=start) from None
+        if not decompressor.eof or decompressor.unused_data:
+            raise FormatError("zstd frame does not end where its last block ends (%s)" % name, offset=start)
+
+    def inflate_stream(scanner, _max_size):
+        while scanner.next_frame() is not None:
+            yield from inflate_frame(scanner)
+
+    return _Backend(name, decompress_frames, compress_data, inflate_stream)
 
 
 def _probe_stdlib() -> Optional[_Backend]:
@@ -179,7 +201,7 @@ def _probe_zstandard() -> Optional[_Backend]:
                         break
                     total += len(piece)
                     if max_size is not None and total > max_size:
-                        raise _too_large(max_size, None)
+                        raise zstd_stream.too_large(max_size, None)
                     pieces.append(piece)
         except module.ZstdError as err:
             raise FormatError("zstd data rejected by %s: %s" % (name, err)) from None
@@ -191,91 +213,41 @@ def _probe_zstandard() -> Optional[_Backend]:
         except module.ZstdError as err:
             raise ComposefsError("%s could not compress: %s" % (name, err)) from None
 
-    return _Backend(name, decompress_frames, compress_data)
+    def stream_readers(scanner):
+        # Only checked, complete zstd frames reach python-zstandard (see decompress_frames).
+        try:
+            yield module.ZstdDecompressor().stream_reader(zstd_stream.RawFrameSource(zstd_stream.iter_raw_frames(scanner)),
+                                                          read_across_frames=True, closefd=False)
+        except TypeError:
+            # Old python-zstandard without read_across_frames: one reader per frame.
+            while scanner.next_frame() is not None:
+                yield module.ZstdDecompressor().stream_reader(zstd_stream.RawFrameSource(zstd_stream.iter_raw_frame(scanner)))
+
+    def inflate_stream(scanner, _max_size):
+        try:
+            for reader in stream_readers(scanner):
+                with reader:
+                    while True:
+                        piece = reader.read(READ_CHUNK_SIZE)
+                        if not piece:
+                            break
+                        yield piece
+        except module.ZstdError as err:
+            raise FormatError("zstd data rejected by %s: %s" % (name, err)) from None
+
+    return _Backend(name, decompress_frames, compress_data, inflate_stream)
 
 
 # --- the zstd binary -------------------------------------------------------------------------------
-
-def _tool_environment() -> Dict[str, str]:
-    return dict(os.environ, LC_ALL="C")
-
-
-def _stderr_tail(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")[-STDERR_TAIL_CHARS:].strip()
-
-
-def _level_arguments(level: int) -> List[str]:
-    if level < 0:
-        return ["--fast=%d" % -level]
-    if level > CLI_MAX_PLAIN_LEVEL:
-        return ["--ultra", "-%d" % level]
-    return ["-%d" % level]
-
-
-def _cli_decompress(binary: str, view, spans, max_size: Optional[int]) -> bytes:
-    """Feed the whole stream to ``zstd -d`` and read its output, stopping past ``max_size``."""
-    argv = [binary, "-d", "-c", "-q"]
-    with tempfile.TemporaryFile() as source, tempfile.TemporaryFile() as errors:
-        source.write(view)
-        source.seek(0)
-        try:
-            proc = subprocess.Popen(argv, stdin=source, stdout=subprocess.PIPE, stderr=errors, env=_tool_environment())
-        except OSError as err:
-            raise ToolError("cannot run %s: %s" % (binary, err), command=argv) from None
-        pieces = []
-        total = 0
-        exceeded = False
-        with proc:
-            while True:
-                piece = proc.stdout.read(READ_CHUNK_SIZE)
-                if not piece:
-                    break
-                total += len(piece)
-                if max_size is not None and total > max_size:
-                    exceeded = True
-                    proc.kill()
-                    break
-                pieces.append(piece)
-        if exceeded:
-            raise _too_large(max_size, None)
-        errors.seek(0)
-        stderr = _stderr_tail(errors.read())
-    if proc.returncode < 0:
-        raise ToolError("%s was killed by signal %d: %s" % (" ".join(argv), -proc.returncode, stderr),
-                        command=argv, rc=proc.returncode, stderr=stderr)
-    if proc.returncode != 0:
-        # Bad data or a broken tool? The pure-Python decoder decides, and can say where the data is bad.
-        try:
-            _probe_python().decompress_frames(view, spans, max_size)
-        except FormatError as err:
-            err.message = "%s (%s: %s)" % (err.message, " ".join(argv), stderr)
-            raise
-        raise ToolError("%s failed (rc %d) on data the pure-Python decoder accepts: %s" % (" ".join(argv), proc.returncode, stderr),
-                        command=argv, rc=proc.returncode, stderr=stderr)
-    return b"".join(pieces)
-
-
-def _cli_compress(binary: str, data, level: int) -> bytes:
-    argv = [binary, "-q", "-c", "--no-check"] + _level_arguments(level)
-    try:
-        proc = subprocess.run(argv, input=bytes(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=_tool_environment(), check=False)
-    except OSError as err:
-        raise ToolError("cannot run %s: %s" % (binary, err), command=argv) from None
-    if proc.returncode != 0:
-        stderr = _stderr_tail(proc.stderr)
-        raise ToolError("%s failed (rc %d): %s" % (" ".join(argv), proc.returncode, stderr),
-                        command=argv, rc=proc.returncode, stderr=stderr)
-    return proc.stdout
-
 
 def _probe_cli() -> Optional[_Backend]:
     binary = shutil.which("zstd")
     if binary is None:
         return None
     return _Backend("zstd-cli",
-                    lambda view, spans, max_size: _cli_decompress(binary, view, spans, max_size),
-                    lambda data, level: _cli_compress(binary, data, level))
+                    lambda view, spans, max_size: zstd_cli.decompress(binary, view, spans, max_size),
+                    lambda data, level: zstd_cli.compress(binary, data, level),
+                    lambda scanner, max_size: zstd_cli.inflate_stream(binary, scanner, max_size))
 
 
 # --- pure Python -----------------------------------------------------------------------------------
@@ -283,7 +255,8 @@ def _probe_cli() -> Optional[_Backend]:
 def _probe_python() -> _Backend:
     # pylint: disable-next=import-outside-toplevel
     from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_python
-    return _Backend("python", zstd_python.decompress_frames, zstd_python.compress)
+    return _Backend("python", zstd_python.decompress_frames, zstd_python.compress,
+                    lambda scanner, _max_size: zstd_python.inflate_stream(scanner))
 
 
 _PROBES = {
@@ -352,8 +325,19 @@ def decompress(data, max_size: Optional[int] = None) -> bytes:
             if span.header is not None and span.header.content_size is not None:
                 declared += span.header.content_size
                 if declared > max_size:
-                    raise _too_large(max_size, span.start)
+                    raise zstd_stream.too_large(max_size, span.start)
     return _backend().decompress_frames(view, spans, max_size)
+
+
+def open_reader(fileobj: BinaryIO, max_size: Optional[int] = None) -> zstd_stream.ZstdReader:
+    """Return a binary file object that inflates the zstd stream read from ``fileobj`` as it is read.
+
+    Every frame is inflated in turn (skippable frames are skipped), with the checks and errors of
+    :func:`decompress`, raised when the read reaches the bad data (``zstd_stream.py``). Closing the
+    reader does not close ``fileobj``.
+    """
+    backend = _backend()
+    return zstd_stream.ZstdReader(fileobj, backend.inflate_stream, max_size, backend.name)
 
 
 def compress(data, level: int = DEFAULT_LEVEL) -> bytes:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, bootc.composefs maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Zstandard frames (RFC 8878 section 3.1): headers, block headers, skippable frames, XXH64.
+"""Zstandard frames (RFC 8878 section 3.1): headers, block headers, skippable frames.
 
 Layer: formats. This file knows the *outer* shape of a zstd stream: where frames start and end,
 what their headers say and where their blocks are. It does not decode block contents (that is
@@ -37,19 +37,26 @@ content size. Block header, 3 bytes (u24):
 
 A block regenerates at most ``Block_Maximum_Size = min(Window_Size, 128 KiB)`` bytes and a compressed
 block is at most 128 KiB. The optional 4-byte content checksum is the low 32 bits of XXH64 (seed 0)
-of the frame's decompressed content.
+of the frame's decompressed content (``zstd_checksum.py``).
+
+Two walkers apply the same checks (bad magic, truncation, reserved bits and block types, oversized
+blocks, dictionaries), with the same messages and stream offsets: :func:`scan_frames` over a
+buffer holding the whole stream, :class:`StreamScanner` over a file object, one frame header or
+block at a time, for the streaming reader (``zstd_stream.py``).
 
 Deliberately unsupported: dictionaries (a non-zero Dictionary_ID raises ``FormatError``; an ID field
-present with value 0 means "no dictionary", as in libzstd). The window size is not limited here: the
-pure-Python decoder keeps each frame's output in memory anyway; accelerators apply their own limits.
+present with value 0 means "no dictionary", as in libzstd). The window size is not limited here:
+the pure-Python decoder keeps a frame's window in memory; accelerators apply their own limits.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import List, NamedTuple, Optional
+from typing import BinaryIO, List, NamedTuple, Optional
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
+# xxh64 moved to zstd_checksum.py; still importable from here for bench/bench_zstd.py.
+from ansible_collections.bootc.composefs.plugins.module_utils.formats.zstd_checksum import xxh64
 
 __all__ = [
     "ZSTD_MAGIC",
@@ -66,6 +73,8 @@ __all__ = [
     "encode_block_header",
     "encode_skippable_frame",
     "scan_frames",
+    "StreamBlock",
+    "StreamScanner",
     "xxh64",
 ]
 
@@ -105,6 +114,8 @@ BLOCK_RESERVED = 3
 # compressed block payload.
 MAX_BLOCK_SIZE = 128 * 1024
 MIN_WINDOW_LOG = 10
+# StreamScanner reads its file object in pieces of this size (at least).
+SCANNER_READ_SIZE = 1 << 20
 
 
 class FrameHeader(NamedTuple):
@@ -137,6 +148,45 @@ def _need(buf, offset: int, size: int, what: str) -> None:
                           % (what, size, max(0, len(buf) - offset)), offset=offset)
 
 
+def _header_size(descriptor: int, offset: int) -> int:
+    """Return the frame header size after the magic (descriptor included) of Frame_Header_Descriptor ``descriptor``."""
+    if descriptor & FHD_RESERVED:
+        raise FormatError("zstd frame header descriptor 0x%02x has the reserved bit set" % descriptor, offset=offset)
+    single_segment = bool(descriptor & FHD_SINGLE_SEGMENT)
+    fcs_flag = descriptor >> FHD_FCS_SHIFT
+    fcs_size = 1 if (fcs_flag == 0 and single_segment) else FCS_FIELD_SIZES[fcs_flag]
+    return 1 + (0 if single_segment else 1) + DID_FIELD_SIZES[descriptor & FHD_DID_MASK] + fcs_size
+
+
+def _block_payload_size(value: int, header: FrameHeader, offset: int) -> int:
+    """Return how many bytes follow block header ``value`` (a u24 at ``offset``), after checking it."""
+    block_type = (value >> 1) & 3
+    block_size = value >> 3
+    if block_type == BLOCK_RESERVED:
+        raise FormatError("reserved block type 3", offset=offset)
+    if block_type == BLOCK_COMPRESSED:
+        if block_size > MAX_BLOCK_SIZE:
+            raise FormatError("compressed block of %d bytes exceeds the 128 KiB limit" % block_size, offset=offset)
+        return block_size
+    if block_size > header.block_max_size:
+        raise FormatError("block regenerates %d bytes, more than the block maximum %d"
+                          % (block_size, header.block_max_size), offset=offset)
+    return 1 if block_type == BLOCK_RLE else block_size
+
+
+def _is_skippable(magic: int) -> bool:
+    return SKIPPABLE_MAGIC_MIN <= magic <= SKIPPABLE_MAGIC_MAX
+
+
+def _bad_magic(magic: int, offset: int) -> FormatError:
+    return FormatError("expected a zstd frame magic (28 b5 2f fd) or a skippable frame magic, found %08x" % magic, offset=offset)
+
+
+def _truncated_skippable(announced: int, present: int, offset: int) -> FormatError:
+    return FormatError("truncated skippable frame: %d bytes of user data announced, %d present" % (announced, present),
+                       offset=offset)
+
+
 def parse_frame_header(buf, offset: int = 0) -> FrameHeader:
     """Parse the zstd frame header starting at the magic number at ``offset``."""
     _need(buf, offset, 5, "zstd frame magic and header descriptor")
@@ -144,13 +194,11 @@ def parse_frame_header(buf, offset: int = 0) -> FrameHeader:
         raise FormatError("expected zstd frame magic 28 b5 2f fd, found %s" % bytes(buf[offset:offset + 4]).hex(), offset=offset)
     pos = offset + 4
     descriptor = buf[pos]
-    if descriptor & FHD_RESERVED:
-        raise FormatError("zstd frame header descriptor 0x%02x has the reserved bit set" % descriptor, offset=pos)
+    size = _header_size(descriptor, pos)
     single_segment = bool(descriptor & FHD_SINGLE_SEGMENT)
     fcs_flag = descriptor >> FHD_FCS_SHIFT
     fcs_size = 1 if (fcs_flag == 0 and single_segment) else FCS_FIELD_SIZES[fcs_flag]
     did_size = DID_FIELD_SIZES[descriptor & FHD_DID_MASK]
-    size = 1 + (0 if single_segment else 1) + did_size + fcs_size
     _need(buf, pos, size, "zstd frame header")
     pos += 1
     window_size = 0
@@ -223,35 +271,22 @@ def scan_frames(buf) -> List[FrameSpan]:
     while pos < end:
         _need(buf, pos, 4, "frame magic number")
         magic = U32.unpack_from(buf, pos)[0]
-        if SKIPPABLE_MAGIC_MIN <= magic <= SKIPPABLE_MAGIC_MAX:
+        if _is_skippable(magic):
             _need(buf, pos, SKIPPABLE_HEADER_SIZE, "skippable frame header")
             frame_end = pos + SKIPPABLE_HEADER_SIZE + U32.unpack_from(buf, pos + 4)[0]
             if frame_end > end:
-                raise FormatError("truncated skippable frame: %d bytes of user data announced, %d present"
-                                  % (frame_end - pos - SKIPPABLE_HEADER_SIZE, end - pos - SKIPPABLE_HEADER_SIZE), offset=pos)
+                raise _truncated_skippable(frame_end - pos - SKIPPABLE_HEADER_SIZE, end - pos - SKIPPABLE_HEADER_SIZE, pos)
             spans.append(FrameSpan(pos, frame_end, None))
             pos = frame_end
             continue
         if magic != ZSTD_MAGIC:
-            raise FormatError("expected a zstd frame magic (28 b5 2f fd) or a skippable frame magic, found %08x" % magic, offset=pos)
+            raise _bad_magic(magic, pos)
         header = parse_frame_header(buf, pos)
         block_pos = pos + header.header_size
         while True:
             _need(buf, block_pos, BLOCK_HEADER_SIZE, "block header")
             value = buf[block_pos] | (buf[block_pos + 1] << 8) | (buf[block_pos + 2] << 16)
-            block_type = (value >> 1) & 3
-            block_size = value >> 3
-            if block_type == BLOCK_RESERVED:
-                raise FormatError("reserved block type 3", offset=block_pos)
-            if block_type == BLOCK_COMPRESSED:
-                if block_size > MAX_BLOCK_SIZE:
-                    raise FormatError("compressed block of %d bytes exceeds the 128 KiB limit" % block_size, offset=block_pos)
-                payload = block_size
-            else:
-                if block_size > header.block_max_size:
-                    raise FormatError("block regenerates %d bytes, more than the block maximum %d"
-                                      % (block_size, header.block_max_size), offset=block_pos)
-                payload = 1 if block_type == BLOCK_RLE else block_size
+            payload = _block_payload_size(value, header, block_pos)
             block_pos += BLOCK_HEADER_SIZE
             _need(buf, block_pos, payload, "block contents")
             block_pos += payload
@@ -265,78 +300,122 @@ def scan_frames(buf) -> List[FrameSpan]:
     return spans
 
 
-# --- XXH64 (content checksum) ---------------------------------------------------------------------
-XXH_P1 = 0x9E3779B185EBCA87
-XXH_P2 = 0xC2B2AE3D27D4EB4F
-XXH_P3 = 0x165667B19E3779F9
-XXH_P4 = 0x85EBCA77C2B2AE63
-XXH_P5 = 0x27D4EB2F165667C5
-MASK64 = (1 << 64) - 1
-# Lanes are unpacked this many 32-byte stripes at a time, bounding the temporary tuple.
-XXH_STRIPES_PER_CHUNK = 8192
+class StreamBlock(NamedTuple):
+    """One block as :class:`StreamScanner` read it: ``raw`` is its 3-byte header followed by its payload."""
+
+    offset: int  # stream offset of the block header
+    last: bool
+    block_type: int
+    size: int  # Block_Size: regenerated bytes (raw, RLE) or payload bytes (compressed)
+    raw: bytes
 
 
-def _xxh_merge(acc: int, value: int) -> int:
-    value = (value * XXH_P2) & MASK64
-    value = (((value << 31) | (value >> 33)) * XXH_P1) & MASK64
-    acc ^= value
-    return (acc * XXH_P1 + XXH_P4) & MASK64
+class StreamScanner:
+    """Walk a zstd stream read from a binary file object, one frame header or block at a time.
 
+    Same checks, messages and stream offsets as :func:`scan_frames`; skippable frames are read and
+    dropped. Use: :meth:`next_frame` (None at the end of the stream), then :meth:`next_block` until
+    a block is ``last``, then :meth:`end_frame`. ``offset`` is the stream offset of the next byte.
+    """
 
-def xxh64(data, seed: int = 0) -> int:
-    """XXH64 of ``data`` (the hash behind the zstd content checksum)."""
-    data = memoryview(data).cast("B")
-    length = len(data)
-    pos = 0
-    if length >= 32:
-        v1 = (seed + XXH_P1 + XXH_P2) & MASK64
-        v2 = (seed + XXH_P2) & MASK64
-        v3 = seed & MASK64
-        v4 = (seed - XXH_P1) & MASK64
-        stripes = length // 32
-        # Fast path (bench/bench_zstd.py): unpack many lanes at once and run each accumulator over
-        # its own slice of lanes; rotate-then-multiply needs only one final mask.
-        p1, p2, mask = XXH_P1, XXH_P2, MASK64
-        while stripes:
-            count = min(stripes, XXH_STRIPES_PER_CHUNK)
-            lanes = struct.unpack_from("<%dQ" % (4 * count), data, pos)
-            for lane in lanes[0::4]:
-                v1 = (v1 + lane * p2) & mask
-                v1 = ((v1 << 31 | v1 >> 33) * p1) & mask
-            for lane in lanes[1::4]:
-                v2 = (v2 + lane * p2) & mask
-                v2 = ((v2 << 31 | v2 >> 33) * p1) & mask
-            for lane in lanes[2::4]:
-                v3 = (v3 + lane * p2) & mask
-                v3 = ((v3 << 31 | v3 >> 33) * p1) & mask
-            for lane in lanes[3::4]:
-                v4 = (v4 + lane * p2) & mask
-                v4 = ((v4 << 31 | v4 >> 33) * p1) & mask
-            pos += 32 * count
-            stripes -= count
-        acc = ((v1 << 1 | v1 >> 63) + (v2 << 7 | v2 >> 57) + (v3 << 12 | v3 >> 52) + (v4 << 18 | v4 >> 46)) & MASK64
-        for value in (v1, v2, v3, v4):
-            acc = _xxh_merge(acc, value)
-    else:
-        acc = (seed + XXH_P5) & MASK64
-    acc = (acc + length) & MASK64
-    while pos + 8 <= length:
-        lane = (U64.unpack_from(data, pos)[0] * XXH_P2) & MASK64
-        lane = (((lane << 31) | (lane >> 33)) * XXH_P1) & MASK64
-        acc ^= lane
-        acc = (((acc << 27) | (acc >> 37)) * XXH_P1 + XXH_P4) & MASK64
-        pos += 8
-    if pos + 4 <= length:
-        acc ^= (U32.unpack_from(data, pos)[0] * XXH_P1) & MASK64
-        acc = (((acc << 23) | (acc >> 41)) * XXH_P2 + XXH_P3) & MASK64
-        pos += 4
-    while pos < length:
-        acc ^= (data[pos] * XXH_P5) & MASK64
-        acc = (((acc << 11) | (acc >> 53)) * XXH_P1) & MASK64
-        pos += 1
-    acc ^= acc >> 33
-    acc = (acc * XXH_P2) & MASK64
-    acc ^= acc >> 29
-    acc = (acc * XXH_P3) & MASK64
-    acc ^= acc >> 32
-    return acc
+    def __init__(self, fileobj: BinaryIO, read_size: int = SCANNER_READ_SIZE) -> None:
+        self._source = fileobj
+        self._read_size = read_size
+        self._buf = b""
+        self._pos = 0  # next unconsumed byte of _buf
+        self._eof = False
+        self.offset = 0
+        self.frame_start = 0  # stream offset of the current frame's magic
+        self.header = None  # the current frame's header while its blocks are read
+        self.header_bytes = b""  # the current frame's magic and header, as read
+        self._block_due = False
+
+    def _available(self, size: int) -> int:
+        """Buffer at least ``size`` unconsumed bytes unless the stream ends first; return how many there are."""
+        have = len(self._buf) - self._pos
+        while have < size and not self._eof:
+            chunk = self._source.read(max(self._read_size, size - have))
+            if not chunk:
+                self._eof = True
+                break
+            self._buf = self._buf[self._pos:] + bytes(chunk)
+            self._pos = 0
+            have = len(self._buf)
+        return have
+
+    def _need(self, size: int, what: str, skip: int = 0) -> None:
+        """Like :func:`_need` for the ``size`` bytes ``skip`` bytes after the next unconsumed one."""
+        have = self._available(skip + size) - skip
+        if have < size:
+            raise FormatError("truncated zstd data: expected %s (%d bytes), only %d left" % (what, size, max(0, have)),
+                              offset=self.offset + skip)
+
+    def _take(self, size: int, what: str) -> bytes:
+        self._need(size, what)
+        piece = self._buf[self._pos:self._pos + size]
+        self._pos += size
+        self.offset += size
+        return piece
+
+    def _skip(self, size: int) -> int:
+        """Consume up to ``size`` bytes without keeping them; return how many there were."""
+        skipped = 0
+        while skipped < size:
+            have = self._available(1)
+            if not have:
+                break
+            step = min(have, size - skipped)
+            self._pos += step
+            self.offset += step
+            skipped += step
+        return skipped
+
+    def next_frame(self) -> FrameHeader | None:
+        """Skip skippable frames; return the next zstd frame's header, or None at the end of the stream."""
+        if self.header is not None:
+            raise ValueError("the current frame has not been read to its end")
+        while self._available(1):
+            start = self.offset
+            self._need(4, "frame magic number")
+            magic = U32.unpack_from(self._buf, self._pos)[0]
+            if _is_skippable(magic):
+                announced = U32.unpack(self._take(SKIPPABLE_HEADER_SIZE, "skippable frame header")[4:])[0]
+                present = self._skip(announced)
+                if present < announced:
+                    raise _truncated_skippable(announced, present, start)
+                continue
+            if magic != ZSTD_MAGIC:
+                raise _bad_magic(magic, start)
+            self._need(5, "zstd frame magic and header descriptor")
+            size = _header_size(self._buf[self._pos + 4], start + 4)
+            self._need(size, "zstd frame header", skip=4)
+            self.header_bytes = self._take(4 + size, "zstd frame header")
+            try:
+                self.header = parse_frame_header(self.header_bytes)
+            except FormatError as err:
+                err.offset = None if err.offset is None else err.offset + start
+                raise
+            self.frame_start = start
+            self._block_due = True
+            return self.header
+        return None
+
+    def next_block(self) -> StreamBlock:
+        """Return the current frame's next block (check ``last``)."""
+        if not self._block_due:
+            raise ValueError("no block due: call next_frame first, or end_frame after the last block")
+        offset = self.offset
+        head = self._take(BLOCK_HEADER_SIZE, "block header")
+        value = head[0] | (head[1] << 8) | (head[2] << 16)
+        payload = _block_payload_size(value, self.header, offset)
+        raw = head + self._take(payload, "block contents") if payload else head
+        self._block_due = not value & 1
+        return StreamBlock(offset, bool(value & 1), (value >> 1) & 3, value >> 3, raw)
+
+    def end_frame(self) -> bytes:
+        """After the last block: read the frame's content checksum (``b""`` when it has none)."""
+        if self.header is None or self._block_due:
+            raise ValueError("the current frame still has blocks to read")
+        checksum = self._take(CHECKSUM_SIZE, "content checksum") if self.header.has_checksum else b""
+        self.header = None
+        return checksum

@@ -5,9 +5,18 @@
 
 Layer: formats. Decoding covers the whole format except dictionaries: frames and skippable frames
 (``zstd_frame.py``), raw / RLE / compressed blocks (``zstd_block.py``), Huffman and FSE entropy
-coding in every mode (``zstd_entropy.py``), repeat offsets, and the XXH64 content checksum, which
-is verified when present. Each frame is decoded into its own buffer, so a match may reach back to
-the start of its frame (whatever the window size says) but never into an earlier frame.
+coding in every mode (``zstd_entropy.py``), repeat offsets, and the XXH64 content checksum
+(``zstd_checksum.py``), which is verified when present. A match never reaches into an earlier frame.
+
+Two decoders share the block code:
+
+| function | input | memory | a match may reach back |
+|---|---|---|---|
+| :func:`decompress_frames` | the whole stream in a buffer | each frame's whole output | to the start of its frame |
+| :func:`inflate_stream` | a ``zstd_frame.StreamScanner`` | window + ``HISTORY_SLACK_BYTES`` + one block | a window (further if still held) |
+
+``inflate_stream`` yields each block's output as soon as it is decoded; a single-segment frame's
+window is its content size, so its history grows with its output.
 
 Encoding writes valid but simple frames:
 
@@ -27,12 +36,16 @@ Levels <= 0 skip the Huffman attempt (raw and RLE blocks only); higher levels be
 from __future__ import annotations
 
 import re
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_block, zstd_frame
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_block, zstd_checksum, zstd_frame
 
-__all__ = ["MIN_RUN_BYTES", "decompress", "decompress_frames", "decode_frame", "compress"]
+__all__ = ["MIN_RUN_BYTES", "decompress", "decompress_frames", "decode_frame", "inflate_stream", "compress"]
+
+# --- streaming decoder ---------------------------------------------------------------------------------
+# History beyond the window is dropped once it exceeds the window by this much: one move per MiB.
+HISTORY_SLACK_BYTES = 1 << 20
 
 # --- encoder ---------------------------------------------------------------------------------------
 # Shorter runs are not worth an RLE block of their own: 4 bytes plus a split of the data around
@@ -86,7 +99,7 @@ def decode_frame(view, span: zstd_frame.FrameSpan, limit: Optional[int] = None, 
         raise FormatError("frame content is %d bytes, its header declares %d" % (len(out), expected), offset=span.start)
     if header.has_checksum:
         stored = zstd_frame.U32.unpack_from(view, pos)[0]
-        actual = zstd_frame.xxh64(out) & 0xFFFFFFFF
+        actual = zstd_checksum.xxh64(out) & 0xFFFFFFFF
         if stored != actual:
             raise FormatError("content checksum mismatch: frame says %08x, content hashes to %08x" % (stored, actual), offset=pos)
     return out
@@ -111,6 +124,57 @@ def decompress(data, max_size: Optional[int] = None) -> bytes:
     """Decode every frame of ``data``; ``FormatError`` on malformed input or output beyond ``max_size``."""
     view = memoryview(data).cast("B")
     return decompress_frames(view, zstd_frame.scan_frames(view), max_size)
+
+
+def inflate_stream(scanner: zstd_frame.StreamScanner) -> Iterator[bytes]:
+    """Yield the content of every zstd frame ``scanner`` reads, block by block (skippable frames skipped)."""
+    while scanner.next_frame() is not None:
+        yield from _inflate_frame(scanner)
+
+
+def _inflate_frame(scanner: zstd_frame.StreamScanner) -> Iterator[bytes]:
+    header = scanner.header
+    expected = header.content_size
+    checksum = zstd_checksum.Xxh64() if header.has_checksum else None
+    state = zstd_block.FrameState()
+    history = bytearray()  # the frame's latest output: at least a window of it, once produced
+    produced = 0
+    last = False
+    while not last:
+        block = scanner.next_block()
+        last = block.last
+        if len(history) > header.window_size + HISTORY_SLACK_BYTES:
+            del history[:len(history) - header.window_size]  # cheap: bytearray drops a prefix in place
+        start = len(history)
+        if block.block_type == zstd_frame.BLOCK_RAW:
+            history += memoryview(block.raw)[zstd_frame.BLOCK_HEADER_SIZE:]
+        elif block.block_type == zstd_frame.BLOCK_RLE:
+            history += block.raw[zstd_frame.BLOCK_HEADER_SIZE:] * block.size
+        else:
+            try:
+                zstd_block.decode_compressed_block(memoryview(block.raw), zstd_frame.BLOCK_HEADER_SIZE, len(block.raw), history,
+                                                   state, header.block_max_size)
+            except FormatError as err:
+                if err.offset is not None:
+                    err.offset += block.offset
+                raise
+        piece = bytes(history[start:])
+        produced += len(piece)
+        if expected is not None and produced > expected:
+            raise FormatError("frame content exceeds its declared size %d" % expected, offset=block.offset)
+        if checksum is not None:
+            checksum.update(piece)
+        if piece:
+            yield piece
+    if expected is not None and produced != expected:
+        raise FormatError("frame content is %d bytes, its header declares %d" % (produced, expected), offset=scanner.frame_start)
+    stored = scanner.end_frame()
+    if checksum is not None:
+        actual = checksum.intdigest() & 0xFFFFFFFF
+        stored_value = zstd_frame.U32.unpack(stored)[0]
+        if stored_value != actual:
+            raise FormatError("content checksum mismatch: frame says %08x, content hashes to %08x" % (stored_value, actual),
+                              offset=scanner.offset - zstd_frame.CHECKSUM_SIZE)
 
 
 def _blocks(data: bytes, huffman: bool):
@@ -150,5 +214,5 @@ def compress(data, level: int = 3, checksum: bool = False) -> bytes:
         parts.append(zstd_frame.encode_block_header(index == last, block_type, size))
         parts.append(payload)
     if checksum:
-        parts.append(zstd_frame.U32.pack(zstd_frame.xxh64(data) & 0xFFFFFFFF))
+        parts.append(zstd_frame.U32.pack(zstd_checksum.xxh64(data) & 0xFFFFFFFF))
     return b"".join(parts)

@@ -4,15 +4,13 @@
 """Tests for the pure-Python zstd codec: formats/zstd_python.py, zstd_frame.py, zstd_block.py, zstd_entropy.py.
 
 The oracle is the ``zstd`` CLI: it makes the compressed inputs, accepts or rejects hand-built
-frames, and reads what our encoder writes. XXH64 is checked against the CLI's content checksums
-and, when present, libxxhash. Inputs in ``FEATURES`` were picked (with a line tracer) because
+frames, and reads what our encoder writes (XXH64: ``test_zstd_checksum.py``; the streaming
+decoder: ``test_zstd_stream.py``). Inputs in ``FEATURES`` were picked (with a line tracer) because
 libzstd 1.5 encodes them with the named rarely used feature.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import random
 import struct
@@ -277,36 +275,3 @@ def test_encoder_levels_below_one_write_raw_blocks(zstd_tool):
 def test_encoder_checksum_is_the_clis(zstd_tool):
     data = sample("text-100k")
     assert zstd_python.compress(data, checksum=True)[-4:] == cli_compress(zstd_tool, data, "--check")[-4:]
-
-
-# --- XXH64 -------------------------------------------------------------------------------------------
-
-def test_xxh64_published_vectors():
-    # reference values from the xxHash project (XXH64, seed 0)
-    assert zstd_frame.xxh64(b"") == 0xEF46DB3751D8E999
-    assert zstd_frame.xxh64(b"a") == 0xD24EC4F1A98C6E5B
-    assert zstd_frame.xxh64(b"abc") == 0x44BC2CF5AD770999
-
-
-LENGTHS = list(range(0, 72)) + [127, 128, 129, 1000, 4096, 65537]
-
-
-def test_xxh64_low_bits_match_the_cli_checksum(zstd_tool):
-    rng = random.Random(9)
-    for length in LENGTHS:
-        data = rng.randbytes(length)
-        assert zstd_frame.xxh64(data) & 0xFFFFFFFF == cli_checksum(zstd_tool, data), length
-
-
-def test_xxh64_matches_libxxhash():
-    name = ctypes.util.find_library("xxhash")
-    if name is None:
-        pytest.skip("libxxhash is not installed (the CLI checksum test still covers the low 32 bits)")
-    library = ctypes.CDLL(name)
-    library.XXH64.restype = ctypes.c_uint64
-    library.XXH64.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
-    rng = random.Random(10)
-    for length in LENGTHS + [300001]:
-        data = rng.randbytes(length)
-        for seed in (0, 1, 0xFFFFFFFFFFFFFFFF):
-            assert zstd_frame.xxh64(data, seed) == library.XXH64(data, len(data), seed), (length, seed)
