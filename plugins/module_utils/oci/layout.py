@@ -239,7 +239,9 @@ class VerifiedBlob(io.RawIOBase):
 def open_layer_tar(blob: VerifiedBlob, media_type: str):
     """Return a binary file object of the uncompressed tar of a layer blob; FormatError for unknown media types.
 
-    zstd layers are inflated in memory through ``formats/zstd.py`` (it has no streaming API).
+    Compressed layers are inflated as they are read (``gzip``, ``formats/zstd.py`` ``open_reader``):
+    bad compressed data raises while reading, FormatError for zstd (without the blob path: the
+    caller adds it, and checks the blob digest first to report corruption as such).
     """
     compression = layer_compression(media_type)
     if compression is None:
@@ -248,13 +250,7 @@ def open_layer_tar(blob: VerifiedBlob, media_type: str):
     if compression == "gzip":
         return gzip.GzipFile(fileobj=blob, mode="rb")
     if compression == "zstd":
-        data = blob.read()
-        blob.finish()
-        try:
-            return io.BytesIO(zstd.decompress(data))
-        except FormatError as err:
-            err.with_path(blob.path)
-            raise
+        return zstd.open_reader(blob)
     return blob
 
 
