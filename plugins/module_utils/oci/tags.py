@@ -27,7 +27,9 @@ tag                                     file under ``streams/refs/oci/``
 ======================================= ==========================================
 
 Rules added here: a tag may not start with ``@`` (reserved for digests, as upstream), be empty,
-contain NUL, or encode to ``.``/``..``. Manifest digests must be ``sha256:<64 lowercase hex>``.
+contain NUL, or encode to ``.``/``..``. Manifest digests must be ``sha256:<64 lowercase hex>``
+(``digest.py`` parses them and names their streams; a tag refuses the sha512 digests it also
+parses). Both are path safety rules here: a bad tag or digest is an ``UnsafePathError``.
 
 bootc names the tag of each deployed image ``localhost/bootc-<manifest digest>`` (a GC root for
 that deployment); :func:`bootc_tag` and :func:`is_bootc_tag` build and recognise those names.
@@ -35,12 +37,12 @@ that deployment); :func:`bootc_tag` and :func:`is_bootc_tag` build and recognise
 
 from __future__ import annotations
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import DanglingRefError, UnsafePathError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import DanglingRefError, FormatError, UnsafePathError
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths
 
 __all__ = [
     "OCI_REF_PREFIX",
-    "MANIFEST_STREAM_PREFIX",
     "BOOTC_TAG_PREFIX",
     "encode_tag",
     "decode_tag",
@@ -57,11 +59,7 @@ __all__ = [
 ]
 
 OCI_REF_PREFIX = "oci/"  # tags live in streams/refs/oci/
-MANIFEST_STREAM_PREFIX = "oci-manifest-"
 BOOTC_TAG_PREFIX = "localhost/bootc-"
-SHA256_PREFIX = "sha256:"
-SHA256_HEX_LENGTH = 64
-_HEX_DIGITS = frozenset("0123456789abcdef")
 _TAG_REF_DEPTH = 2  # streams/refs/oci/<tag> climbs two levels to reach streams/
 
 
@@ -101,17 +99,19 @@ def validate_tag(tag) -> str:
 
 def validate_manifest_digest(manifest_digest) -> str:
     """Return ``manifest_digest`` when it is ``sha256:<64 lowercase hex>``; UnsafePathError otherwise."""
-    hex_part = manifest_digest[len(SHA256_PREFIX):] if isinstance(manifest_digest, str) else ""
-    if (not isinstance(manifest_digest, str) or not manifest_digest.startswith(SHA256_PREFIX)
-            or len(hex_part) != SHA256_HEX_LENGTH or not set(hex_part) <= _HEX_DIGITS):
+    try:
+        algorithm = oci_digest.parse_digest(manifest_digest, "manifest digest").algorithm
+    except FormatError:
+        algorithm = None
+    if algorithm != oci_digest.SHA256:
         raise UnsafePathError("manifest digest %r is not sha256:<64 lowercase hex digits>; pass the digest skopeo or "
                               "the registry reports" % (manifest_digest,))
     return manifest_digest
 
 
 def manifest_stream_name(manifest_digest: str) -> str:
-    """Return the stream entry name of a manifest: ``oci-manifest-<digest>``."""
-    return MANIFEST_STREAM_PREFIX + validate_manifest_digest(manifest_digest)
+    """Return the stream entry name of a manifest: ``oci-manifest-<digest>`` (UnsafePathError for a bad digest)."""
+    return oci_digest.manifest_stream_name(validate_manifest_digest(manifest_digest))
 
 
 def tag_ref(tag: str) -> str:
@@ -132,12 +132,11 @@ def untag_image(repo, tag: str) -> None:
 
 
 def _digest_of_stream(stream_name: str) -> str | None:
-    if not stream_name.startswith(MANIFEST_STREAM_PREFIX):
+    """Return the sha256 manifest digest a stream name carries, or None when it is no such name."""
+    parsed = oci_digest.parse_stream_name(stream_name)
+    if parsed is None or parsed[0] != "manifest" or not parsed[1].startswith(oci_digest.SHA256 + ":"):
         return None
-    try:
-        return validate_manifest_digest(stream_name[len(MANIFEST_STREAM_PREFIX):])
-    except UnsafePathError:
-        return None
+    return parsed[1]
 
 
 def resolve_tag(repo, tag: str) -> tuple | None:

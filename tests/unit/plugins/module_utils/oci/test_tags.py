@@ -79,6 +79,14 @@ def test_bad_manifest_digests_are_rejected(repo, digest):
         tags.tag_image(repo, digest, "t")
     with pytest.raises(UnsafePathError):
         tags.bootc_tag(digest)
+    for call in (tags.validate_manifest_digest, tags.manifest_stream_name):
+        with pytest.raises(UnsafePathError, match="manifest digest"):
+            call(digest)
+
+
+def test_manifest_stream_name():
+    assert tags.validate_manifest_digest(DIGEST) == DIGEST
+    assert tags.manifest_stream_name(DIGEST) == "oci-manifest-" + DIGEST
 
 
 def test_list_resolve_untag(repo):
@@ -107,12 +115,15 @@ def test_list_tags_skips_foreign_refs(tmp_path, repo):
     builder.symlink("streams/refs/oci/config", "../../oci-config-" + DIGEST)
     builder.symlink("streams/refs/oci/shallow", "../oci-manifest-" + DIGEST)
     builder.symlink("streams/refs/oci/bad-digest", "../../oci-manifest-sha256:xyz")
+    builder.symlink("streams/refs/oci/sha512", "../../oci-manifest-sha512:" + "ab" * 64)
     builder.add_ref("streams", "oci/nested/deeper", "oci-manifest-" + DIGEST)
     assert tags.list_tags(repo) == [("good", DIGEST)]
     with pytest.raises(UnsafePathError):
         tags.resolve_tag(repo, "escape")
     with pytest.raises(UnsafePathError):
         tags.resolve_tag(repo, "config")
+    with pytest.raises(UnsafePathError):
+        tags.resolve_tag(repo, "sha512")
 
 
 def test_bootc_tags():
