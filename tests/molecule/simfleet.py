@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Simulated hosts and the upgrade target for the Molecule scenarios (run on the controller by their prepare step).
 
     simfleet.py build ROOT SPEC_JSON RESULT_JSON

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """TEST DOUBLE of the ``bootc`` command line for simulated composefs hosts. It is not bootc.
 
 The Molecule scenarios run the ``bootc.composefs.upgrade`` role in containers that cannot boot,
@@ -9,16 +8,28 @@ collection's modules read the result exactly as they would read a real host. It 
 collection's library (repository, OCI images, boot EROFS generation, host model) and the simulated
 host's writers (``simhost.bootfiles``, ``simhost.layout``) instead of writing those formats again.
 
-Commands (``bootc_double.py [--root DIR] <command>``):
+Run it as ``python3 tests/tools/bootc_double.py [--root DIR] <command>`` (no shebang: ansible-test's
+shebang check allows only ``#!/usr/bin/env python``, which Debian does not ship). Commands:
 
-| command | what it writes, as bootc does |
-|---|---|
-| ``switch [--transport T] IMAGE`` | resolves IMAGE's manifest digest at its source (``skopeo inspect``), then in this order: the ``localhost/bootc-<digest>`` tag and the boot EROFS image (its verity is the new deployment id), the Type1 kernel dir (or shares an existing one with the same kernel + initrd, bootc#2102), the staged entry set ``loader/entries.staged`` (new primary + booted entry re-keyed as secondary), the state dir (``etc/`` from the image, ``var`` link, ``<v>.origin`` with ``manifest_digest``), the staged marker ``/run/composefs/staged-deployment`` |
-| ``upgrade`` | ``switch`` to the image the host follows (the staged deployment's, else the booted one's); "No changes" when it is deployed already |
-| ``rollback`` | rewrites the two configured entries with swapped sort keys and ``bootc`` as OS id into ``entries.staged``, copies foreign entries, exchanges it with ``entries``; drops a staged deployment (entries and marker) |
-| ``status --json`` | a minimal ``bootc status --json`` (apiVersion, kind, spec.image, spec.bootOrder, status.booted/staged/rollback with image, imageDigest, version and composefs verity, rollbackQueued) |
-| ``reboot`` | TEST ONLY, stands for a reboot: finalizes a staged deployment (exchanges ``entries.staged`` and ``entries``, then bootc's boot-binaries-only GC), clears ``/run/composefs``, boots the default entry (writes ``/proc/cmdline`` and ``/proc/self/mountinfo`` for it) and writes a new boot id |
-| ``boot-id`` | TEST ONLY: prints ``<root>/proc/sys/kernel/random/boot_id`` (created when missing); the roles' ``boot_time_command`` in tests, so ``ansible.builtin.reboot`` sees the "reboot" |
+* ``switch [--transport T] IMAGE``: resolves IMAGE's manifest digest at its source (``skopeo inspect``),
+  then writes, in bootc's order: the ``localhost/bootc-<digest>`` tag and the boot EROFS image (its
+  verity is the new deployment id); the Type1 kernel dir, or none when an existing one has the same
+  kernel and initrd (bootc#2102); the staged entry set ``loader/entries.staged`` (new primary plus the
+  booted entry re-keyed as secondary); the state dir (``etc/`` from the image, ``var`` link,
+  ``<v>.origin`` with ``manifest_digest``); last the staged marker ``/run/composefs/staged-deployment``.
+* ``upgrade``: ``switch`` to the image the host follows (the staged deployment's, else the booted
+  one's); prints "No changes" when that image is deployed already.
+* ``rollback``: rewrites the two configured entries with swapped sort keys and ``bootc`` as OS id into
+  ``entries.staged``, copies foreign entries, exchanges it with ``entries``; drops a staged deployment
+  (its entries and the marker).
+* ``status --json``: a minimal ``bootc status --json`` (apiVersion, kind, spec.image, spec.bootOrder,
+  status.booted/staged/rollback with image, imageDigest, version and composefs verity, rollbackQueued).
+* ``reboot`` (TEST ONLY, stands for a reboot): finalizes a staged deployment (exchanges
+  ``entries.staged`` and ``entries``, then bootc's boot-binaries-only GC), clears ``/run/composefs``,
+  boots the default entry (writes ``/proc/cmdline`` and ``/proc/self/mountinfo`` for it) and writes a
+  new boot id.
+* ``boot-id`` (TEST ONLY): prints ``<root>/proc/sys/kernel/random/boot_id``, created when missing; the
+  roles' ``boot_time_command`` in tests, so that ``ansible.builtin.reboot`` sees the "reboot".
 
 Deliberate differences from bootc:
 
