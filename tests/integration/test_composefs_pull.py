@@ -53,8 +53,8 @@ def _run(argv, env=None):
 
 
 def _push(layout_dir, ref_name, destination, all_images=False):
-    _run(["skopeo", "copy", "-q"] + (["--all"] if all_images else []) + ["--dest-tls-verify=false",
-                                                                        "oci:%s:%s" % (layout_dir, ref_name), destination])
+    flags = ["--all"] if all_images else []
+    _run(["skopeo", "copy", "-q"] + flags + ["--dest-tls-verify=false", "oci:%s:%s" % (layout_dir, ref_name), destination])
 
 
 def _inspect(name, *extra):

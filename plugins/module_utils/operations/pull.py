@@ -619,7 +619,8 @@ class _Pull:
             self.progress.update(force=True, phase="importing", layers_done=0, bytes_total=total, bytes_done=0)
 
             def on_import(done_layers: int, total_layers: int, blob_bytes: int) -> None:
-                self.progress.update(layers_done=done_layers, layers_total=total_layers, bytes_done=blob_bytes)
+                boundary = done_layers != self.progress.state["layers_done"]
+                self.progress.update(force=boundary, layers_done=done_layers, layers_total=total_layers, bytes_done=blob_bytes)
 
             imported = importer.import_oci_layout(self.repo, staging.path, ref=image.manifest_digest, progress=on_import)
         finally:
