@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""formats/tar: streaming reader, split events and layer entries, on archives written by real tools.
+"""formats/tar, tar_header, tar_reader: headers, streaming reader, split events and layer entries,
+on archives written by real tools.
 
 Oracles: GNU tar (``--format=gnu|posix|ustar|v7``) and Python's ``tarfile`` write the archives; the
 sha256 of the archive bytes checks reassembly; the source files on disk (``os.lstat``, contents,
@@ -21,6 +22,7 @@ import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import tar as tarfmt
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import tar_header, tar_reader
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import tree
 
 MTIME_NS = 1700000000 * 10**9 + 123456789
@@ -217,7 +219,7 @@ def _disk_expectation(source, path):
 
 
 def _members(data):
-    reader = tarfmt.TarReader(ShortReads(data))
+    reader = tar_reader.TarReader(ShortReads(data))
     result = []
     for member in reader:
         content = member.content.read() if member.entry.size <= 4096 else None
@@ -453,7 +455,7 @@ def test_trailing_zero_records_and_lone_end_block():
     for tail in (bytes(1024), bytes(1024 + 512 * 37), bytes(1024) + b"not a tar", bytes(512), bytes(512 + 100), b""):
         archive = body + tail
         events, _store = assert_roundtrip(archive)
-        reader = tarfmt.TarReader(io.BytesIO(archive))
+        reader = tar_reader.TarReader(io.BytesIO(archive))
         assert [m.entry.path for m in reader] == [b"f"]
         assert b"".join(reader.iter_trailer()) == tail
         assert events[-1] == ("inline", body[512 + 200:] + tail)
@@ -469,7 +471,7 @@ def test_empty_archives():
 def test_reader_skips_unread_content_and_reads_partially():
     members = [(_info("a", size=5000), content_of(5000)), (_info("b", size=10), b"0123456789")]
     data = tarfile_archive(tarfile.USTAR_FORMAT, members)
-    reader = tarfmt.TarReader(ShortReads(data))
+    reader = tar_reader.TarReader(ShortReads(data))
     first = next(reader)
     assert first.content.read(10) == content_of(5000)[:10]
     second = next(reader)
@@ -739,8 +741,17 @@ def test_ids_beyond_32_bits_cannot_become_tree_entries(uid, gid):
 
 def test_parse_header_direct():
     data = small_archive()
-    header = tarfmt.parse_header(data, 3072)
+    header = tar_header.parse_header(data, 3072)
     assert (header.name, header.size, header.typeflag, header.header_format) == (b"dir/s", 10, b"0", "gnu")
     with pytest.raises(FormatError, match="truncated tar header"):
-        tarfmt.parse_header(data[:100])
-    assert tarfmt.parse_pax_records(b"8 a=bcd\n11 key=v=w\n\0\0") == ((b"a", b"bcd"), (b"key", b"v=w"))
+        tar_header.parse_header(data[:100])
+    assert tar_header.parse_pax_records(b"8 a=bcd\n11 key=v=w\n\0\0") == ((b"a", b"bcd"), (b"key", b"v=w"))
+
+
+def test_archive_names_stay_importable_from_tar():
+    for module in (tar_header, tar_reader):
+        for name in module.__all__:
+            if name in tarfmt.__all__:
+                assert getattr(tarfmt, name) is getattr(module, name), name
+    assert {"TarReader", "TarMember", "TarEntry", "TarHeader", "parse_header", "parse_pax_records", "iter_members",
+            "BLOCK_SIZE"} <= set(tarfmt.__all__)
