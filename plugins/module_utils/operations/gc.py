@@ -135,7 +135,10 @@ _ARTIFACT_TOKEN = re.compile(re.escape(artifact.ARTIFACT_PREFIX) + r"([A-Za-z0-9
 # Host-layer finding codes that make a GC refuse (something we could not read may protect something).
 # A stray entry in state/deploy (a state dir replaced by a symlink or a file) or a booted deployment
 # that no entry names both mean the boot state cannot be seen as bootc sees it.
-_FATAL_ALWAYS = (findings.UNREADABLE_FILE, findings.STRAY_STATE_ENTRY, findings.BOOTED_WITHOUT_ENTRY)
+_FATAL_ALWAYS = (findings.UNREADABLE_FILE, findings.STRAY_STATE_ENTRY, findings.BOOTED_WITHOUT_ENTRY,
+                 findings.CONFLICTING_BOOT_TYPES)
+# Deployment verities are fs-verity digests: 128 hex digits (sha512), 64 in sha256 repositories.
+_VERITY = re.compile(r"\A(?:[0-9a-f]{64}|[0-9a-f]{128})\Z")
 # Where bootc writes real files and directories: a symlink there could hide entries from us.
 _BOOT_STATE_NAMES = ("loader", bls.ENTRIES_DIR, bls.STAGED_ENTRIES_DIR, "grub2", grub.USER_CFG, grub.USER_CFG_STAGED)
 _FATAL_BOOT_BINARIES = (findings.LEGACY_BOOT_LAYOUT, findings.UNKNOWN_BOOT_ARTIFACT)
@@ -390,38 +393,55 @@ def _check_host_findings(state, request: GcRequest, notes: _Notes) -> None:
             why = {findings.UNREADABLE_FILE: "fix or remove the file: a file that cannot be read could protect something",
                    findings.STRAY_STATE_ENTRY: "a state dir must be a real directory: what it replaces could be in use",
                    findings.BOOTED_WITHOUT_ENTRY: "the boot menu is not what bootc wrote, so nothing is judged unused "
-                                                  "(bootc refuses too)"}[finding.code]
+                                                  "(bootc refuses too)",
+                   findings.CONFLICTING_BOOT_TYPES: "the boot state is inconsistent, so nothing is judged unused "
+                                                    "(bootc's status fails too)"}[finding.code]
             notes.errors.append("%s: %s; %s" % (finding.path, finding.message, why))
         elif request.boot_binaries and finding.code in _FATAL_BOOT_BINARIES:
             notes.errors.append("%s: %s; run bootc once (it migrates legacy boot artifacts) or disable boot_binaries"
                                 % (finding.path, finding.message))
 
 
-def _check_foreign_entries(state, notes: _Notes) -> None:
-    """Errors for entries we cannot tie to a deployment that still name one (``composefs=``, a bootc UKI).
+def _check_entries(state, notes: _Notes) -> None:
+    """Errors for boot entries bootc would stop at (spec 2.1, 2.3, 2.9), so that we never act on what it cannot read.
 
-    fwupd, memtest or another OS's entries never do; a bootc entry damaged past parsing does, and
-    the deployment it boots would otherwise be taken for unused.
+    * an entry we identified whose ``composefs=`` value (or UKI name) is no fs-verity digest;
+    * an entry we could not tie to a deployment that still says it is bootc's: a ``bootc_*`` file
+      name, ``composefs=`` or ``bootc_composefs-`` in it (a damaged bootc entry; bootc's listing
+      fails on it, and the deployment it boots would be taken for unused). Entries of fwupd,
+      memtest or another OS say none of that and are ignored, as the host layer reports them.
     """
+    for entry in state.entries:
+        if not _VERITY.match(entry.verity):
+            notes.errors.append("%s: boot entry %r boots %r, which is no deployment verity (64 or 128 lowercase hex "
+                                "digits); bootc cannot read it either: repair the entry" % (entry.path, entry.name, entry.verity))
     for entry in state.foreign_entries:
-        # composefs= names a deployment; so does a bootc UKI path (UKI entries carry no cmdline).
-        # A Type1 kernel path alone does not: the binaries it names are protected by name.
         if entry.bls is not None:
-            efi_paths, texts = [entry.bls.efi or ""], [entry.bls.options or ""]
+            texts = [entry.bls.options or "", entry.bls.linux or "", entry.bls.efi or ""] + list(entry.bls.initrd)
         elif entry.menuentry is not None:
-            efi_paths, texts = [entry.menuentry.chainloader], [entry.menuentry.options]
+            texts = [entry.menuentry.chainloader, entry.menuentry.options, entry.menuentry.title]
         else:
             try:
-                raw = state.paths.read_text(entry.path) or ""
+                texts = [state.paths.read_text(entry.path) or ""]
             except (OSError, ComposefsError) as err:
                 notes.errors.append("%s: cannot be read: %s" % (entry.path, err))
                 continue
-            efi_paths = [line for line in raw.splitlines() if ".efi" in line]
-            texts = [raw]
-        if any("composefs=" in text for text in texts) or any(artifact.ARTIFACT_PREFIX in path for path in efi_paths):
-            notes.errors.append("%s: boot entry %r mentions composefs but cannot be tied to a deployment (%s); the deployment "
-                                "it boots could be taken for unused, so nothing is collected: repair the entry"
-                                % (entry.path, entry.name, entry.problem))
+        bootc_name = entry.bls is not None or entry.menuentry is None
+        bootc_name = bootc_name and os.path.basename(entry.path).startswith("bootc_")
+        if bootc_name or any("composefs=" in text or artifact.ARTIFACT_PREFIX in text for text in texts):
+            notes.errors.append("%s: boot entry %r looks like bootc's but cannot be tied to a deployment (%s); bootc's "
+                                "listing fails on it, and the deployment it boots could be taken for unused: repair the "
+                                "entry" % (entry.path, entry.name, entry.problem))
+
+
+def _check_origins(state, notes: _Notes) -> None:
+    """Errors for live origins bootc's status would fail on (spec 2.9): no ``manifest_digest`` and no ``.imginfo``."""
+    for deployment in state.deployments:
+        if deployment.origin is not None and deployment.manifest_digest is None and deployment.imginfo is None:
+            notes.errors.append("%s: the origin of %s deployment %s has no [image] manifest_digest and there is no legacy "
+                                ".imginfo, so its image is unknown (bootc's status fails too): repair the origin"
+                                % (os.path.join(deployment.state_dir or state.paths.state_deploy_dir, deployment.verity + ".origin"),
+                                   deployment.role, deployment.verity))
 
 
 def _check_symlinks(paths, notes: _Notes) -> None:
@@ -624,10 +644,18 @@ def _resolve_live(state, repo, tagged: _TaggedImages, live_verities: tuple, note
         deployment = deployments.get(verity)
         role = deployment.role if deployment is not None else "entry-only"
         has_image = False
-        if repo is not None and _is_hex(verity) and len(verity) == 2 * repo.algorithm.digest_size:
-            has_image = repo.image_object_id(verity) is not None
+        if repo is not None:
+            if len(verity) != 2 * repo.algorithm.digest_size:
+                notes.errors.append("%s deployment %s: a %s repository names deployments by %d hex digits; the boot entry "
+                                    "naming it is damaged (bootc cannot read it either)"
+                                    % (role, verity, repo.algorithm.name, 2 * repo.algorithm.digest_size))
+            elif _is_hex(verity):
+                has_image = repo.image_object_id(verity) is not None
         if deployment is not None and deployment.manifest_digest is not None:
-            result.append(LiveDeployment(verity, role, (deployment.manifest_digest,), "origin", has_image))
+            digest = deployment.manifest_digest
+            if tagged is not None and digest not in tagged.images:
+                _check_manifest_readable(repo, deployment, notes)
+            result.append(LiveDeployment(verity, role, (digest,), "origin", has_image))
             continue
         digests = []
         source = None
@@ -646,6 +674,17 @@ def _resolve_live(state, repo, tagged: _TaggedImages, live_verities: tuple, note
                                   % (role, verity))
         result.append(LiveDeployment(verity, role, tuple(sorted(digests)), source, has_image))
     return tuple(result)
+
+
+def _check_manifest_readable(repo, deployment, notes: _Notes) -> None:
+    """An error when the manifest a live origin names cannot be read (bootc's status fails then, spec 2.9)."""
+    try:
+        oci_image.open_image(repo, deployment.manifest_digest)
+    except (OSError, ComposefsError) as err:
+        notes.errors.append("%s deployment %s: its origin names manifest %s, which cannot be read from the repository (%s); "
+                            "bootc's status fails too, and what the deployment needs could be taken for unused: pull the "
+                            "image again or repair the origin" % (deployment.role, deployment.verity, deployment.manifest_digest,
+                                                                  str(err) if isinstance(err, ComposefsError) else err))
 
 
 def _is_hex(text: str) -> bool:
@@ -752,7 +791,8 @@ def _make_plan(request: GcRequest) -> tuple:
     notes = _Notes()
     _check_host_findings(state, request, notes)
     _check_symlinks(state.paths, notes)
-    _check_foreign_entries(state, notes)
+    _check_entries(state, notes)
+    _check_origins(state, notes)
     live_verities = _live_verities(state)
     boot = _plan_boot_binaries(state, notes) if request.boot_binaries else ()
     state_dirs, marker = _plan_state_dirs(state, live_verities, notes) if request.state_dirs else ((), None)

@@ -250,7 +250,7 @@ def test_shared_kernel_dir_is_kept_by_artifact_name(sim_host):
     old = sim_host.repo.image([{"usr/a": b"a" * 200}], version="1", marker="1")
     new = sim_host.repo.image([{"usr/b": b"b" * 200}], version="2", marker="2")
     sim_host.tree.type1_dir(old.boot_id)  # created by the first deployment, which is gone now
-    sim_host.tree.state_dir(new.boot_id)
+    sim_host.tree.state_dir(new.boot_id, origin=host_tree.origin_text(digest="0" * 64, manifest_digest=new.manifest_digest))
     sim_host.tree.type1_entry("bootc_simos-2-1.conf", new.boot_id, artifact=old.boot_id, version="2")
     sim_host.repo.bootc_tag(new.manifest_digest)
     sim_host.tree.booted(new.boot_id)
@@ -262,13 +262,21 @@ def test_shared_kernel_dir_is_kept_by_artifact_name(sim_host):
     assert (sim_host.tree.type1_root / (host_tree.PREFIX + old.boot_id) / "vmlinuz").exists()
 
 
-def test_any_entry_file_naming_a_kernel_dir_protects_it(host):
-    """A foreign entry (no composefs=: it boots no deployment) that uses a bootc kernel dir keeps it."""
-    host.host.tree.entry("custom-rescue.conf", "title Rescue\nversion 1\nlinux /boot/%s%s/vmlinuz\n"
-                                               % (host_tree.PREFIX, host.kernel_name))
+def test_an_unidentifiable_entry_that_looks_like_bootcs_refuses(host):
+    """Rule 2: an entry booting a bootc kernel dir without composefs= (bootc's listing fails on it too)."""
+    path = host.host.tree.entry("custom-rescue.conf", "title Rescue\nversion 1\nlinux /boot/%s%s/vmlinuz\n"
+                                                      % (host_tree.PREFIX, host.kernel_name))
     the_plan = plan(host.host)
+    assert any(str(path) in error for error in the_plan.errors)
     assert the_plan.boot_binaries == ()
+
+
+def test_foreign_entries_of_other_tools_are_ignored(host):
+    host.host.tree.entry("fwupd.conf", "title Firmware updater\nefi /EFI/fedora/fwupdx64.efi\n")
+    host.host.tree.entry("memtest86+.conf", "title Memtest86+\nlinux /memtest86+/memtest.bin\n")
+    the_plan = plan(host.host)
     assert the_plan.errors == ()
+    assert [b.path for b in the_plan.boot_binaries] == [str(host.kernel_dir)]
 
 
 def _simhost():
@@ -377,21 +385,35 @@ def test_legacy_deployment_keeps_its_tag_through_imginfo(sim_host, fsverity_tool
     assert_intact(fsverity_tool, sim_host.repo.root, image.closure)
 
 
-def test_legacy_deployment_without_imginfo_found_by_tag_search(sim_host, fsverity_tool):
+def test_legacy_origin_without_imginfo_refuses(sim_host):
+    """bootc's status fails on an origin without manifest_digest and without .imginfo (spec 2.9): so do we."""
     image = sim_host.repo.image([{"usr/legacy": b"m" * 300}], version="1", marker="m")
     sim_host.deploy(image, "bootc_simos-1-1.conf", "bootc-simos-0", version="1", manifest_digest=None)
     sim_host.tree.booted(image.boot_id)
     the_plan = plan(sim_host)
+    origin = str(sim_host.tree.state / image.boot_id / (image.boot_id + ".origin"))
+    assert any(origin in error for error in the_plan.errors)
+
+
+def test_deployment_without_origin_found_by_tag_search(sim_host, fsverity_tool):
+    image = sim_host.repo.image([{"usr/legacy": b"m" * 300}], version="1", marker="m")
+    sim_host.deploy(image, "bootc_simos-1-1.conf", "bootc-simos-0", version="1")
+    os.unlink(str(sim_host.tree.state / image.boot_id / (image.boot_id + ".origin")))
+    sim_host.tree.booted(image.boot_id)
+    the_plan = plan(sim_host)
+    assert the_plan.errors == ()
     assert the_plan.live[0].manifest_digests == (image.manifest_digest,) and the_plan.live[0].source == "tag-search"
     gc.apply_gc(the_plan)
     assert_intact(fsverity_tool, sim_host.repo.root, image.closure)
 
 
-def test_unresolvable_legacy_deployment_keeps_its_boot_image(sim_host, fsverity_tool, composefs_oracle):
+def test_unresolvable_deployment_keeps_its_boot_image(sim_host, fsverity_tool, composefs_oracle):
     image = sim_host.repo.image([{"usr/legacy": b"n" * 300}], version="1", marker="n")
-    sim_host.deploy(image, "bootc_simos-1-1.conf", "bootc-simos-0", version="1", manifest_digest=None, tag=False)
+    sim_host.deploy(image, "bootc_simos-1-1.conf", "bootc-simos-0", version="1", tag=False)
+    os.unlink(str(sim_host.tree.state / image.boot_id / (image.boot_id + ".origin")))
     sim_host.tree.booted(image.boot_id)
     the_plan = plan(sim_host)
+    assert the_plan.errors == ()
     assert the_plan.live[0].manifest_digests == () and the_plan.warnings
     gc.apply_gc(the_plan)
     assert_intact(fsverity_tool, sim_host.repo.root,
@@ -515,7 +537,50 @@ def _damaged_bootc_entry(host):
     raise AssertionError("no rollback entry")
 
 
+def _non_hex_verity_in_entry(host):
+    path = sorted((host.host.tree.boot / "loader" / "entries").glob("*.conf"))[0]
+    text = path.read_text()
+    verity = text.split("composefs=")[1].split()[0].lstrip("?")
+    path.write_text(text.replace(verity, verity[:-1] + "z"))
+    return str(path)
+
+
+def _truncated_verity_in_entry(host):
+    path = sorted((host.host.tree.boot / "loader" / "entries").glob("*.conf"))[0]
+    text = path.read_text()
+    verity = text.split("composefs=")[1].split()[0].lstrip("?")
+    path.write_text(text.replace("composefs=" + verity, "composefs=" + verity[:40]))
+    return str(path)
+
+
+def _origin_without_manifest_digest(host):
+    rollback = host.images["rollback"]
+    path = host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin")
+    path.write_text(path.read_text().replace("manifest_digest", "manifest_digext"))
+    return str(path)
+
+
+def _origin_names_an_unknown_manifest(host):
+    rollback = host.images["rollback"]
+    path = host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin")
+    digest = rollback.manifest_digest
+    path.write_text(path.read_text().replace(digest, digest[:-1] + ("0" if digest[-1] != "0" else "1")))
+    return rollback.boot_id
+
+
+def _conflicting_boot_type(host):
+    rollback = host.images["rollback"]
+    path = host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin")
+    path.write_text(path.read_text().replace("boot_type = bls", "boot_type = uki"))
+    return str(path)
+
+
 REFUSALS = {
+    "non-hex-verity-in-entry": _non_hex_verity_in_entry,
+    "truncated-verity-in-entry": _truncated_verity_in_entry,
+    "origin-without-manifest-digest": _origin_without_manifest_digest,
+    "origin-names-an-unknown-manifest": _origin_names_an_unknown_manifest,
+    "conflicting-boot-type": _conflicting_boot_type,
     "entries-dir-symlink": _entries_dir_symlink,
     "entry-file-symlink": _entry_file_symlink,
     "state-dir-symlink": _state_dir_symlink,
