@@ -42,9 +42,13 @@ and the tagged images whose config links the deployment's EROFS image (any ``com
 key). Every match is kept. Live verities are extra repository roots (``images/<verity>``), and so
 are the live manifests' streams (``streams/oci-manifest-<digest>``), with or without tags.
 
-Refusals (the plan records an error; ``apply_gc`` deletes nothing at all): any file the host layer
-could not read or parse (``unreadable-file``: entries, origins, ``.imginfo``, ``user.cfg``, the
-staged marker, listings); anything but a directory in ``state/deploy``; a booted deployment no
+Refusals (the plan records an error; ``apply_gc`` deletes nothing at all), wherever bootc's own
+status would fail and more: any file the host layer could not read or parse (``unreadable-file``:
+entries, origins, ``.imginfo``, ``user.cfg``, the staged marker, listings); an entry whose verity
+is no digest of the repository's length, or one we cannot tie to a deployment that still looks
+like bootc's (``bootc_*`` file name, ``composefs=``, ``bootc_composefs-``); an origin without
+``manifest_digest`` and without ``.imginfo``, or naming a manifest the repository cannot give;
+conflicting boot types; anything but a directory in ``state/deploy``; a booted deployment no
 entry names (bootc's "Inconsistent state"); a symlink where bootc keeps real boot state
 (``loader``, ``loader/entries[.staged]`` and their files, ``grub2``, ``user.cfg[.staged]``,
 ``state``, ``state/deploy``, the staged marker), since what it hides could be in use; a planned
