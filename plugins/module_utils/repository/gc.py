@@ -375,23 +375,25 @@ def _entry_head(suffix: bytes, value_size: int) -> bytes:
     return erofs_layout.XATTR_ENTRY.pack(len(suffix), _TRUSTED_INDEX, value_size) + suffix
 
 
-def image_references(data: bytes, algorithm) -> set:
+def image_references(data: bytes, algorithm, key_bytes: int | None = None) -> set:
     """Raw digests the composefs EROFS image ``data`` references (framing checked; see the comment above).
 
-    Fast path: one ``findall`` per xattr, valid when it matched as many entries as the entry
-    header occurs in the image (``count`` of a literal that cannot overlap itself); otherwise, as
-    when a crafted value swallows the head of a real entry or a redirect is not ``/xx/rest``,
-    every occurrence is decoded one by one.
+    With ``key_bytes``, only that many leading bytes of each digest (the mark's live keys), cut
+    without building the full digests. Fast path: one ``findall`` per xattr, valid when it matched
+    as many entries as the entry header occurs in the image (``count`` of a literal that cannot
+    overlap itself); otherwise, as when a crafted value swallows the head of a real entry or a
+    redirect is not ``/xx/rest``, every occurrence is decoded one by one.
     """
     erofs_reader.read_image(data)
     size = algorithm.digest_size
+    keep = size if key_bytes is None else min(key_bytes, size)
     metacopy_head = _entry_head(_METACOPY, 4 + size) + erofs_layout.encode_metacopy(b"\0" * size, algorithm.kernel_id)[:4]
-    digests = re.findall(re.escape(metacopy_head) + b"(.{%d})" % size, data, re.S)
+    digests = re.findall(re.escape(metacopy_head) + b"(.{%d}).{%d}" % (keep, size - keep), data, re.S)
     if len(digests) == data.count(metacopy_head):
         found = set(digests)
     else:
         found = {data[m.end():m.end() + size] for m in re.finditer(re.escape(metacopy_head), data)}
-        found = {raw for raw in found if len(raw) == size}
+        found = {raw[:keep] for raw in found if len(raw) == size}
     # Redirects as composefs writes them, "/xx/rest": all values joined, the "/" after "xx" checked
     # by a strided slice, the rest hex-decoded at once.
     width = 2 * size + 1
@@ -405,9 +407,9 @@ def image_references(data: bytes, algorithm) -> set:
         except (ValueError, UnicodeDecodeError):
             fast = False
     if fast:
-        found.update(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(size, len(raw) + size, size))))
+        found.update(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(keep, len(raw) + keep, size))))
     else:
-        found.update(_redirect_references(data, size))
+        found.update(raw[:keep] for raw in _redirect_references(data, size))
     return found
 
 
@@ -521,13 +523,13 @@ class _Marker:
         if data is None:
             return
         try:
-            found = image_references(data, self.repo.algorithm)
+            found = image_references(data, self.repo.algorithm, KEY_BYTES)
         except ComposefsError as err:
             self.errors.append("%s: EROFS image cannot be parsed: %s" % (where, err))
             return
         del data
         self.images += 1
-        self.live.update(map(live_key, found))
+        self.live.update(found)
 
     def mark_stream(self, name: str, why: tuple) -> None:
         """Live: the stream entry's object and everything reachable from that splitstream."""
