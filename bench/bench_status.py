@@ -12,10 +12,11 @@ times, interleaved and after one warm-up run each,
         -m bootc.composefs.composefs_status -a root=<host>
 
 and prints the best and median wall times and the ratio of the best times. Target: status
-<= 1.3x ping. The CPU time of each command (with everything it waited for: the forked worker and
-the module process) is printed too: on a busy machine it shows the same ratio with less noise. Both commands pay for the same ansible start-up, inventory and connection; the
+<= 1.3x ping. Both commands pay for the same ansible start-up, inventory and connection; the
 difference is building and shipping the module with its module_utils, and running it. The
-in-process time of ``read_status`` is printed too, to tell the two apart.
+in-process time of ``read_status`` is printed too, to tell the two apart, and the CPU time of
+each command (with everything it waited for: the forked worker and the module process), which
+shows the same ratio with less noise on a busy machine.
 """
 
 import argparse
