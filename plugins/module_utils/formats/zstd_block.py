@@ -4,8 +4,9 @@
 """Zstandard compressed blocks (RFC 8878 section 3.1.1.3): literals, sequences, execution.
 
 Layer: formats. Pure-Python decoding of one compressed block into the frame's output; frames are
-``zstd_frame.py``, entropy tables ``zstd_entropy.py``, the public API ``zstd.py``. All integers are
-little-endian. A compressed block is a literals section followed by a sequences section.
+``zstd_frame.py``, entropy tables ``zstd_entropy.py`` (encoding: ``zstd_entropy_encoder.py``), the
+public API ``zstd.py``. All integers are little-endian. A compressed block is a literals section
+followed by a sequences section.
 
 Literals section header (``type`` = bits 0-1 of the first byte, ``format`` = bits 2-3):
 
@@ -50,7 +51,7 @@ from collections import Counter
 from typing import List, Optional, Tuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_entropy
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_entropy, zstd_entropy_encoder
 
 __all__ = ["FrameState", "decode_compressed_block", "encode_literals_block"]
 
@@ -344,19 +345,19 @@ def encode_literals_block(data: bytes) -> Optional[bytes]:
     counts = Counter(data)
     if len(counts) < 2:
         return None
-    lengths = zstd_entropy.huffman_code_lengths([counts.get(symbol, 0) for symbol in range(256)])
-    description = zstd_entropy.encode_huffman_description(lengths)
+    lengths = zstd_entropy_encoder.huffman_code_lengths([counts.get(symbol, 0) for symbol in range(256)])
+    description = zstd_entropy_encoder.encode_huffman_description(lengths)
     if description is None:
         return None
-    table = zstd_entropy.huffman_codes(lengths)
+    table = zstd_entropy_encoder.huffman_codes(lengths)
     text = data.decode("latin-1")
     size = len(data)
     if size <= SINGLE_STREAM_MAX_LITERALS:
         size_format = 0
-        payload = description + zstd_entropy.encode_huffman_stream(text, table)
+        payload = description + zstd_entropy_encoder.encode_huffman_stream(text, table)
     else:
         segment = (size + 3) // 4
-        streams = [zstd_entropy.encode_huffman_stream(text[i:i + segment], table) for i in range(0, 4 * segment, segment)]
+        streams = [zstd_entropy_encoder.encode_huffman_stream(text[i:i + segment], table) for i in range(0, 4 * segment, segment)]
         if max(len(stream) for stream in streams[:3]) > 0xFFFF:
             return None
         jump = b"".join(len(stream).to_bytes(2, "little") for stream in streams[:3])
