@@ -81,14 +81,17 @@ through two forms shares its layer streams.
 from __future__ import annotations
 
 import array
+import fcntl
 import hashlib
 import io
 import json
 import os
 import select
 import socket
+import struct
 import subprocess
 import tempfile
+import termios
 from typing import Callable, NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
@@ -202,6 +205,31 @@ class ProxyPipe(io.RawIOBase):
             self._on_progress(self.bytes_read)
 
     @property
+    def fd(self) -> int:
+        """The pipe's read descriptor (-1 once closed): another reader may open ``/proc/self/fd/<fd>``."""
+        return self._fd
+
+    def bytes_available(self) -> int:
+        """Bytes waiting in the pipe right now (``FIONREAD``); 0 once closed."""
+        if self._fd < 0:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
+
+    def finish_elsewhere(self) -> None:
+        """Take skopeo's verdict on a payload read through another descriptor of the pipe; ToolError when it failed.
+
+        The other reader checks size and digest itself; this only closes our descriptor and
+        receives the ``FinishPipe`` reply.
+        """
+        self._close_fd()
+        self._finished = True
+        self._proxy.pending = None
+        self._proxy.receive("FinishPipe", self.what)
+
+    @property
     def sha256(self) -> str:
         """``sha256:<hex>`` of what was read so far."""
         return "sha256:" + self._hasher.hexdigest()
@@ -279,6 +307,12 @@ class ImageProxy:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+    def kill(self) -> None:
+        """Kill skopeo now (a source that stopped answering): every open pipe reaches its end, every call fails."""
+        self.broken = True
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
 
     def stderr_tail(self) -> str:
         """The end of what skopeo wrote to its standard error so far."""

@@ -20,7 +20,9 @@ Spec: bootc-composefs-host.md §1.4 (references), §5 (pull flow); composefs-rep
    without it, read it from the source. One skopeo image proxy (``oci/proxy.py``) gives the
    manifest digest (an index resolved to ``platform``), the manifest and the config.
 4. Layers whose stream (by diff_id) is in the repository are reused; the others are fetched one
-   by one through the proxy, each verified (skopeo's digest check and our own sha256 and size).
+   by one through the proxy and streamed straight into the importer (``_LayerFeed``: no copy on
+   disk), each verified while it is split (skopeo's digest check, the importer's size, sha256
+   and diff_id checks).
 5. Import with ``oci/importer.py`` (file objects, layer splitstreams, EROFS images, config and
    manifest streams, in the crash-safe order of composefs-repo.md §9); then, for bootable images
    (config label ``containers.bootc=1``), the boot EROFS as bootc's pull does
@@ -54,18 +56,21 @@ manifest bootc's storage will hold from the layer sizes the repository knows.
 
 Crash safety: everything the pull writes before the tag is unreferenced (no ref names it), so an
 interrupted or failed pull leaves no tag and only data a garbage collection removes; the next pull
-reuses every complete layer stream. The blobs are staged in ``<repo>/.pull-<random>/`` (an OCI
-image layout the importer reads), locked with ``flock`` while in use (it is created as ``.pull-new-*`` and renamed once
-locked), removed at the end of the pull whatever happens, and, after a kill, by the next pull (an
-unlocked ``.pull-*`` directory). The tag is written last, by an atomic symlink replace.
+reuses every complete layer stream. The importer reads an OCI image layout staged in
+``<repo>/.pull-<random>/``: manifest, config and ``index.json`` files, and for each missing layer a
+symlink to skopeo's pipe (``/proc/self/fd/N``) made just before the importer opens it. It is locked
+with ``flock`` while in use (created as ``.pull-new-*``, renamed once locked), removed at the end of
+the pull whatever happens, and, after a kill, by the next pull (an unlocked ``.pull-*``
+directory). The tag is written last, by an atomic symlink replace.
 
 Progress (``progress_file``, default ``<run_dir>/bootc-composefs/pull-progress.json``): while a
 pull runs, JSON replaced atomically (write, then rename) at most every
 ``PROGRESS_INTERVAL_SECONDS`` and at each phase and layer; removed at the end. Keys:
-``version`` (1), ``pid``, ``image``, ``phase`` (``resolving``, ``staging``, ``fetching``,
-``importing``, ``boot-image``, ``tagging``), ``layers_total``, ``layers_done``, ``bytes_total``,
-``bytes_done`` (``fetching``: bytes from the source of the layers to fetch; ``importing``: blob
-bytes read by the importer), ``started`` and ``updated`` (Unix times).
+``version`` (1), ``pid`` (of the pulling process), ``image``, ``phase`` (``resolving``, ``staging``
+(the ``podman pull`` of a unified pull), ``fetching`` (layers fetched and imported),
+``boot-image``, ``tagging``), ``layers_total``, ``layers_done`` (reused ones included),
+``bytes_total`` (the blob sizes of the layers to fetch), ``bytes_done`` (blob bytes read so far),
+``started`` and ``updated`` (Unix times).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -129,9 +135,8 @@ STAGING_PREFIX = ".pull-"
 STAGING_NEW_PREFIX = ".pull-new-"  # until its creator holds the lock
 STALE_STAGING_SECONDS = 60.0
 BOOTC_LABEL = "containers.bootc"
-# Free space asked for before fetching: the staged blobs plus at least as much again in objects.
-SPACE_FACTOR = 2
-COPY_CHUNK_BYTES = 1 << 20
+# Free space asked for before fetching: the objects take at least what the compressed blobs take.
+SPACE_FACTOR = 1
 
 
 @dataclass(frozen=True)
@@ -382,6 +387,107 @@ def _verities(repo, image) -> tuple:
     return image.erofs_refs.get(image_ref_key(version)), image.erofs_refs.get(boot_image_ref_key(version))
 
 
+# --- streaming layers into the importer -------------------------------------------------------------
+
+
+class _LayerFeed:
+    """Hands the importer each missing layer straight from skopeo's pipe: ``blobs/sha256/<hex>`` -> ``/proc/self/fd/<pipe>``.
+
+    The importer reads the layout's layers in manifest order and reports ``progress(done_layers,
+    ...)`` before the first and after each one; on each new ``done_layers`` the previous payload
+    gets skopeo's verdict (``FinishPipe``) and, when layer ``done_layers`` is missing, its blob is
+    requested and linked into the layout just before the importer opens it. The importer checks
+    each blob's size and digest while it splits it, skopeo checks them too. A watchdog kills skopeo
+    when the pipe stays empty and the importer reads nothing for ``DATA_TIMEOUT_SECONDS``.
+    """
+
+    def __init__(self, job: "_Pull", source: proxy.ProxySource, image: proxy.SourceImage, missing, staging: _Staging) -> None:
+        self.job = job
+        self.source = source
+        self.layers = list(image.layers)
+        self.missing = {layer.layer_id for layer in missing}
+        self.staging = staging
+        self.index = None
+        self.current = None
+        self.before = 0
+        self.error = None
+        self.stalled = False
+        self._activity = (None, None, time.monotonic())
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, daemon=True)
+        self._watchdog.start()
+
+    def on_progress(self, done_layers: int, total_layers: int, blob_bytes: int) -> None:
+        if done_layers != self.index:
+            self._advance(done_layers)
+        self.job.progress.update(force=done_layers != self.job.progress.state["layers_done"], layers_done=done_layers,
+                                 layers_total=total_layers, bytes_done=blob_bytes)
+        self._activity = (blob_bytes, None, time.monotonic())
+
+    def _advance(self, index: int) -> None:
+        self._settle()
+        self.index = index
+        if index >= len(self.layers) or self.layers[index].layer_id not in self.missing:
+            return
+        layer = self.layers[index]
+        pipe = self.source.open_layer(layer)
+        link = self.staging.blob_path(layer.fetch_digest)
+        os.symlink("/proc/self/fd/%d" % pipe.fd, link)
+        self.current = (layer, pipe, link)
+
+    def _settle(self) -> None:
+        if self.current is None:
+            return
+        layer, pipe, link = self.current
+        self.current = None
+        os.unlink(link)
+        pipe.finish_elsewhere()
+        self.job.result.bytes_fetched += layer.fetch_size
+        self.job.result.actions.append("fetched layer %s (%s)" % (layer.layer_id, _mib(layer.fetch_size)))
+
+    def finish(self) -> None:
+        """After a successful import: the last payload's verdict."""
+        self._settle()
+
+    def source_error(self):
+        """After a failed import: skopeo's account of the payload in progress (the real cause), or None."""
+        if self.stalled:
+            return skopeo.tool_error(self.source.name, "no data from the source for %d seconds" % self.source.proxy.data_timeout,
+                                     command=self.source.proxy.argv, failure=skopeo.UNREACHABLE)
+        if self.current is None:
+            return None
+        layer, pipe, link = self.current
+        self.current = None
+        os.unlink(link)
+        try:
+            pipe.finish_elsewhere()
+        except ComposefsError as err:
+            return err
+        return None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            current = self.current
+            level = current[1].bytes_available() if current is not None else None
+            seen_bytes, seen_level, since = self._activity
+            if level != seen_level or current is None:
+                self._activity = (seen_bytes, level, time.monotonic())
+            elif level == 0 and time.monotonic() - since > self.source.proxy.data_timeout:
+                self.stalled = True
+                self.source.proxy.kill()
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watchdog.join()
+        if self.current is not None:
+            _layer, pipe, link = self.current
+            self.current = None
+            pipe.close()
+            if os.path.lexists(link):
+                os.unlink(link)
+
+
 # --- the operation ----------------------------------------------------------------------------------
 
 
@@ -594,9 +700,9 @@ class _Pull:
         stats = os.statvfs(self.repo.path)
         free = stats.f_bavail * stats.f_frsize
         if need > free:
-            raise ComposefsError("not enough free space to pull %s: %s to fetch needs about %s, the repository's filesystem "
-                                 "has %s free (%s)" % (self.ref.display(), _mib(need // SPACE_FACTOR), _mib(need), _mib(free),
-                                                       skopeo.failure_hint(skopeo.NO_SPACE)),
+            raise ComposefsError("not enough free space to pull %s: its %s of layers to fetch need at least as much, the "
+                                 "repository's filesystem has %s free (%s)" % (self.ref.display(), _mib(need), _mib(free),
+                                                                              skopeo.failure_hint(skopeo.NO_SPACE)),
                                  path=self.repo.path, partial_result={"failure": skopeo.NO_SPACE})
 
     def fetch_and_import(self, source: proxy.ProxySource, image: proxy.SourceImage, missing) -> None:
@@ -604,26 +710,21 @@ class _Pull:
         for path in remove_stale_staging(self.repo.path):
             self.result.actions.append("removed staging directory %s left by an interrupted pull" % path)
         staging = _Staging(self.repo.path)
+        feed = _LayerFeed(self, source, image, missing, staging)
         try:
             staging.write_blob(image.manifest_digest, image.manifest_bytes)
             staging.write_blob(image.config_digest, image.config_bytes)
-            total = sum(layer.fetch_size for layer in missing)
-            self.progress.update(force=True, phase="fetching", layers_total=len(image.layers),
-                                 layers_done=len(image.layers) - len(missing), bytes_total=total, bytes_done=0)
-            done = 0
-            for layer in missing:
-                done += self.fetch_layer(source, layer, staging, done)
-                self.progress.update(force=True, layers_done=self.progress.state["layers_done"] + 1, bytes_done=done)
             staging.write_index(image.manifest_digest, len(image.manifest_bytes))
-            self.result.bytes_fetched = done
-            self.progress.update(force=True, phase="importing", layers_done=0, bytes_total=total, bytes_done=0)
-
-            def on_import(done_layers: int, total_layers: int, blob_bytes: int) -> None:
-                boundary = done_layers != self.progress.state["layers_done"]
-                self.progress.update(force=boundary, layers_done=done_layers, layers_total=total_layers, bytes_done=blob_bytes)
-
-            imported = importer.import_oci_layout(self.repo, staging.path, ref=image.manifest_digest, progress=on_import)
+            self.progress.update(force=True, phase="fetching", layers_total=len(image.layers), layers_done=0,
+                                 bytes_total=sum(layer.fetch_size for layer in missing), bytes_done=0)
+            try:
+                imported = importer.import_oci_layout(self.repo, staging.path, ref=image.manifest_digest,
+                                                      progress=feed.on_progress)
+                feed.finish()
+            except ComposefsError as err:
+                raise feed.source_error() or err from None
         finally:
+            feed.close()
             staging.remove()
         self.result.objects_written += imported.object_count
         self.result.bytes_written += imported.bytes_written
@@ -632,26 +733,6 @@ class _Pull:
         self.result.actions.append("imported manifest %s and config %s: %d layer(s) written, %d reused, %d object(s), %s"
                                    % (image.manifest_digest, image.config_digest, len(imported.layers_fetched),
                                       len(imported.layers_reused), imported.object_count, _mib(imported.bytes_written)))
-
-    def fetch_layer(self, source: proxy.ProxySource, layer: proxy.SourceLayer, staging: _Staging, before: int) -> int:
-        path = staging.blob_path(layer.fetch_digest)
-
-        def on_fetch(count: int) -> None:
-            self.progress.update(bytes_done=before + count)
-
-        with source.open_layer(layer, on_fetch) as pipe:
-            try:
-                with open(path, "wb") as handle:
-                    while True:
-                        chunk = pipe.read(COPY_CHUNK_BYTES)
-                        if not chunk:
-                            break
-                        handle.write(chunk)
-            except OSError as err:
-                raise _os_error(err, "staging layer %s" % layer.layer_id, path) from None
-            pipe.finish()
-        self.result.actions.append("fetched layer %s (%s)" % (layer.layer_id, _mib(pipe.bytes_read)))
-        return pipe.bytes_read
 
     def finish_image(self, manifest_digest: str, bootable: bool) -> None:
         image = open_image(self.repo, manifest_digest)
