@@ -1035,9 +1035,12 @@ def apply_gc(plan: GcPlan, step: Callable | None = None, runner=None) -> GcResul
         for change in plan.tags_remove:
             if fresh_removals.get(change.tag) != change.manifest_digest:
                 continue
+            ref = oci_tags.tag_ref(change.tag)
+            if repo.stream_ref_target(ref) != oci_digest.manifest_stream_name(change.manifest_digest):
+                continue  # re-pointed since the plan: no longer the tag the plan judged
             if step is not None:
                 step("untag", change.tag)
-            if repo.remove_stream_ref(oci_tags.tag_ref(change.tag)):
+            if repo.remove_stream_ref(ref):
                 done["untagged"].append(change)
         if plan.repository is not None:
             if plan.request.repo_gc_backend == BACKEND_CFSCTL:
