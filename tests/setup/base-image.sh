@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=tests/setup/podman-env.sh
 . tests/setup/podman-env.sh
+# A caller with a podman configuration of its own (tests/molecule: the same settings plus a private
+# tmp_dir, with CONTAINERS_STORAGE_CONF for a private store) passes it here.
+if [ -n "${BOOTC_COMPOSEFS_CONTAINERS_CONF:-}" ]; then export CONTAINERS_CONF=$BOOTC_COMPOSEFS_CONTAINERS_CONF; fi
 IMAGE=${BOOTC_COMPOSEFS_BASE_IMAGE:-localhost/bootc-composefs-test-base:12}
 CACHE=${BOOTC_COMPOSEFS_CACHE:-$HOME/.cache/bootc-composefs}
 PACKAGES=python3,skopeo
