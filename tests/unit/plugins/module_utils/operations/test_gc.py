@@ -189,8 +189,10 @@ def test_missing_bootc_tag_is_created_before_anything_is_deleted(host, fsverity_
         ("localhost/bootc-" + booted.manifest_digest, booted.manifest_digest)]
     assert not set(the_plan.repository.object_ids()) & booted.closure
     steps = []
-    gc.apply_gc(the_plan, step=lambda kind, what: steps.append(kind))
+    result = gc.apply_gc(the_plan, step=lambda kind, what: steps.append(kind))
     assert steps[0] == "tag-create"
+    assert result.repository.validation == "plan"  # the simulated tag is exactly the one created
+    assert sorted(raw.hex() for raw in result.repository.removed_objects) == sorted(the_plan.repository.object_ids())
     assert_live_complete(fsverity_tool, host)
 
 
