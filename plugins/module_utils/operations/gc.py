@@ -444,8 +444,7 @@ def _check_origins(state, notes: _Notes) -> None:
         if deployment.origin is not None and deployment.manifest_digest is None and deployment.imginfo is None:
             notes.errors.append("%s: the origin of %s deployment %s has no [image] manifest_digest and there is no legacy "
                                 ".imginfo, so its image is unknown (bootc's status fails too): repair the origin"
-                                % (os.path.join(deployment.state_dir or state.paths.state_deploy_dir, deployment.verity + ".origin"),
-                                   deployment.role, deployment.verity))
+                                % (_origin_file(state, deployment), deployment.role, deployment.verity))
 
 
 def _check_symlinks(paths, notes: _Notes) -> None:
@@ -650,15 +649,16 @@ def _resolve_live(state, repo, tagged: _TaggedImages, live_verities: tuple, note
         has_image = False
         if repo is not None:
             if len(verity) != 2 * repo.algorithm.digest_size:
-                notes.errors.append("%s deployment %s: a %s repository names deployments by %d hex digits; the boot entry "
-                                    "naming it is damaged (bootc cannot read it either)"
-                                    % (role, verity, repo.algorithm.name, 2 * repo.algorithm.digest_size))
+                files = sorted({e.path for e in state.entries if e.verity == verity}) or [state.paths.boot_dir]
+                notes.errors.append("%s: boots %s deployment %s, but a %s repository names deployments by %d hex digits: "
+                                    "the entry is damaged (bootc cannot read it either); repair it"
+                                    % (", ".join(files), role, verity, repo.algorithm.name, 2 * repo.algorithm.digest_size))
             elif _is_hex(verity):
                 has_image = repo.image_object_id(verity) is not None
         if deployment is not None and deployment.manifest_digest is not None:
             digest = deployment.manifest_digest
             if tagged is not None and digest not in tagged.images:
-                _check_manifest_readable(repo, deployment, notes)
+                _check_manifest_readable(state, repo, deployment, notes)
             result.append(LiveDeployment(verity, role, (digest,), "origin", has_image))
             continue
         digests = []
@@ -680,15 +680,21 @@ def _resolve_live(state, repo, tagged: _TaggedImages, live_verities: tuple, note
     return tuple(result)
 
 
-def _check_manifest_readable(repo, deployment, notes: _Notes) -> None:
-    """An error when the manifest a live origin names cannot be read (bootc's status fails then, spec 2.9)."""
+def _origin_file(state, deployment) -> str:
+    return os.path.join(deployment.state_dir or os.path.join(state.paths.state_deploy_dir, deployment.verity),
+                        deployment.verity + ".origin")
+
+
+def _check_manifest_readable(state, repo, deployment, notes: _Notes) -> None:
+    """An error naming the origin when the manifest it names cannot be read (bootc's status fails then, spec 2.9)."""
     try:
         oci_image.open_image(repo, deployment.manifest_digest)
     except (OSError, ComposefsError) as err:
-        notes.errors.append("%s deployment %s: its origin names manifest %s, which cannot be read from the repository (%s); "
-                            "bootc's status fails too, and what the deployment needs could be taken for unused: pull the "
-                            "image again or repair the origin" % (deployment.role, deployment.verity, deployment.manifest_digest,
-                                                                  str(err) if isinstance(err, ComposefsError) else err))
+        notes.errors.append("%s: names manifest %s, which cannot be read from the repository (%s); bootc's status fails "
+                            "too, and what %s deployment %s needs could be taken for unused: repair the origin if it is "
+                            "damaged, or pull the image again" % (_origin_file(state, deployment), deployment.manifest_digest,
+                                                                  str(err) if isinstance(err, ComposefsError) else err,
+                                                                  deployment.role, deployment.verity))
 
 
 def _is_hex(text: str) -> bool:

@@ -555,6 +555,15 @@ def _truncated_verity_in_entry(host):
     return str(path)
 
 
+def _verity_of_another_length_in_entry(host):
+    """A 128-hex verity in a sha256 repository (whose deployments have 64): no deployment of this host."""
+    path = sorted((host.host.tree.boot / "loader" / "entries").glob("*.conf"))[0]
+    text = path.read_text()
+    verity = text.split("composefs=")[1].split()[0].lstrip("?")
+    path.write_text(text.replace("composefs=" + verity, "composefs=" + verity * 2))
+    return str(path)
+
+
 def _origin_without_manifest_digest(host):
     rollback = host.images["rollback"]
     path = host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin")
@@ -567,7 +576,7 @@ def _origin_names_an_unknown_manifest(host):
     path = host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin")
     digest = rollback.manifest_digest
     path.write_text(path.read_text().replace(digest, digest[:-1] + ("0" if digest[-1] != "0" else "1")))
-    return rollback.boot_id
+    return str(path)
 
 
 def _conflicting_boot_type(host):
@@ -580,6 +589,7 @@ def _conflicting_boot_type(host):
 REFUSALS = {
     "non-hex-verity-in-entry": _non_hex_verity_in_entry,
     "truncated-verity-in-entry": _truncated_verity_in_entry,
+    "verity-of-another-length-in-entry": _verity_of_another_length_in_entry,
     "origin-without-manifest-digest": _origin_without_manifest_digest,
     "origin-names-an-unknown-manifest": _origin_names_an_unknown_manifest,
     "conflicting-boot-type": _conflicting_boot_type,
