@@ -632,3 +632,17 @@ def test_async_pull_keeps_a_progress_file(ansible_playbook, simhost, images, reg
     assert {"resolving", "fetching"} <= {s["phase"] for s in samples}
     assert all(s["pid"] != os.getpid() and s["image"] == "docker://%s/sim/big:1" % relay.address for s in samples)
     assert not os.path.exists(progress)
+
+
+def test_crash_harness_at_ci_size():
+    """tests/harness/pull_crash.py as anyone runs it (``--json``): kills at every kind of mutation, nothing visible broken."""
+    proc = subprocess.run([sys.executable, os.path.join(HARNESS, "pull_crash.py"), "--json"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=REPO_ROOT, timeout=600, check=False)
+    if not proc.stdout.strip():
+        pytest.fail("pull_crash.py printed no report (rc %d): %s" % (proc.returncode, proc.stderr.decode()[-3000:]))
+    report = json.loads(proc.stdout)
+    assert report["failures"] == [] and proc.returncode == 0, json.dumps(report["failures"][:5], indent=1)
+    assert report["kills"]["step"] >= 8 and report["kills"]["timed"] >= 8, report["kills"]
+    assert report["checks"]["rerun"] >= 4 and report["checks"]["gc"] >= 4, report["checks"]
+    kinds = report["uninterrupted"]["mutations_per_kind"]
+    assert {"ensure_object", "register_stream", "write_stream", "write_image", "name_stream", "sync"} <= set(kinds), kinds
