@@ -226,6 +226,7 @@ class _Importer:
     def split_layer(self, descriptor: layout.Descriptor, layer_id: str, check_diff_id: bool) -> tuple:
         """Split one tar layer blob into a registered layer stream; return ``(object id, entries)``."""
         blob = self.source.open_blob(descriptor, self.report)
+        tar_file = None
         try:
             try:
                 tar_file = layout.open_layer_tar(blob, descriptor.media_type)
@@ -249,6 +250,9 @@ class _Importer:
                 err.with_path(blob.path)
                 raise
         finally:
+            # a zstd reader may run the zstd binary: end it now, not when garbage-collected
+            if tar_file is not None and tar_file is not blob:
+                tar_file.close()
             blob.close()
         if check_diff_id:
             oci_digest.check_digest("sha256:" + hashing.hasher.hexdigest(), layer_id, "uncompressed layer %s" % descriptor.digest,

@@ -148,6 +148,7 @@ class Repository:
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1
+        self._objects.close()
         try:
             lock.unlock(fd)
         finally:
