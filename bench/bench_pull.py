@@ -252,8 +252,8 @@ def main():
         print("rootfs: %d files, %.1f MB of content, %d %s layer(s); repository %s; written to %s"
               % (report["files"], mb, args.layers, args.compression, args.algorithm, report["filesystem"]))
         print("ours (pull_image, oci layout):    %7.2f s  %7.1f MB/s" % (report["ours_seconds"], report["ours_mb_per_s"]))
-        print("mkcomposefs --digest-store:        %7.2f s  %7.1f MB/s" % (report["mkcomposefs_seconds"],
-                                                                         report["mkcomposefs_mb_per_s"]))
+        print("mkcomposefs --digest-store:        %7.2f s  %7.1f MB/s"
+              % (report["mkcomposefs_seconds"], report["mkcomposefs_mb_per_s"]))
         if report["objects"]:
             print("objects: all %d of mkcomposefs's are in our repository under the same names"
                   % report["objects"]["mkcomposefs_objects"])

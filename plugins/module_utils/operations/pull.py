@@ -700,10 +700,10 @@ class _Pull:
         stats = os.statvfs(self.repo.path)
         free = stats.f_bavail * stats.f_frsize
         if need > free:
-            raise ComposefsError("not enough free space to pull %s: its %s of layers to fetch need at least as much, the "
-                                 "repository's filesystem has %s free (%s)" % (self.ref.display(), _mib(need), _mib(free),
-                                                                              skopeo.failure_hint(skopeo.NO_SPACE)),
-                                 path=self.repo.path, partial_result={"failure": skopeo.NO_SPACE})
+            message = ("not enough free space to pull %s: its %s of layers to fetch need at least as much, the repository's "
+                       "filesystem has %s free (%s)" % (self.ref.display(), _mib(need), _mib(free),
+                                                        skopeo.failure_hint(skopeo.NO_SPACE)))
+            raise ComposefsError(message, path=self.repo.path, partial_result={"failure": skopeo.NO_SPACE})
 
     def fetch_and_import(self, source: proxy.ProxySource, image: proxy.SourceImage, missing) -> None:
         self.check_space(missing)
