@@ -162,6 +162,7 @@ class PullRequest:
     bootloader: str | None = None
     progress_file: str | None = None
     lock_timeout: float = LOCK_TIMEOUT_SECONDS
+    data_timeout: float = proxy.DATA_TIMEOUT_SECONDS  # a source silent this long is unreachable
     skopeo_command: tuple = ("skopeo",)
     podman_command: tuple = ("podman",)
 
@@ -611,7 +612,7 @@ class _Pull:
         argv = skopeo.proxy_argv(self.request.skopeo_command, self.options)
         self.result.commands.append(skopeo.display_argv(argv))
         self.result.contacted_source = True
-        with proxy.ImageProxy(argv, self.ref.display()) as image_proxy:
+        with proxy.ImageProxy(argv, self.ref.display(), data_timeout=self.request.data_timeout) as image_proxy:
             source = proxy.ProxySource(image_proxy, name, transport).open()
             image = source.resolve()
             self.check_pinned(image)

@@ -338,3 +338,63 @@ def test_missing_repository(tmp_path, layouts):
 def test_source_errors_keep_the_commands(host, layouts):
     err = host.fails("oci:%s:nosuchtag" % layouts["os"], "not-found")
     assert isinstance(err, ToolError) and err.partial_result["commands"] == [["skopeo", "experimental-image-proxy"]]
+
+
+class _StallingRelay:
+    """127.0.0.1:<port> -> the registry, forwarding until ``budget`` bytes came back, then silence (connections kept)."""
+
+    def __init__(self, target_port, budget):
+        import socket  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+
+        self.budget = budget
+        self.sockets = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
+
+        def pump(source, sink, counted):
+            try:
+                while True:
+                    data = source.recv(16384)
+                    if not data:
+                        return
+                    if counted:
+                        self.budget -= len(data)
+                        if self.budget < 0:
+                            return  # keep both sockets open, send nothing more
+                    sink.sendall(data)
+            except OSError:
+                return
+
+        def accept():
+            while True:
+                try:
+                    client, _addr = self.server.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(("127.0.0.1", target_port))
+                self.sockets += [client, upstream]
+                threading.Thread(target=pump, args=(client, upstream, False), daemon=True).start()
+                threading.Thread(target=pump, args=(upstream, client, True), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def close(self):
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_silent_source_is_unreachable(host, registry, tmp_path):
+    layout = str(tmp_path / "silent")
+    ocigen.write_image(layout, [[("dir", "usr"), ("file", "usr/blob", os.urandom(4 << 20))]], tag="1")
+    subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:%s:1" % layout,
+                    "docker://%s/unit/silent:1" % registry.address], check=True)
+    relay = _StallingRelay(registry.port, 1 << 20)
+    started = time.monotonic()
+    try:
+        err = host.fails("%s/unit/silent:1" % relay.address, "unreachable", tls_verify=False, data_timeout=2.0)
+    finally:
+        relay.close()
+    assert "no data from the source for 2 seconds" in str(err) and time.monotonic() - started < 60
+    assert not host.staging_dirs() and not os.path.isdir(os.path.join(host.repo, "streams", "refs"))
