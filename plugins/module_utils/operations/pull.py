@@ -757,6 +757,10 @@ class _Pull:
 
     def tag(self, manifest_digest: str) -> None:
         tag = self.request.tag or tags.bootc_tag(manifest_digest)
+        if self.request.tag is None and self.result.bootable is False:
+            self.result.warnings.append("%s is not a bootc image (no %s=1 label) but gets bootc's tag %s, which a garbage "
+                                        "collection removes while no deployment uses it; pass tag to keep it"
+                                        % (self.ref.display(), BOOTC_LABEL, tag))
         previous = _tag_target(self.repo, tag)
         self.result.tag, self.result.previous_digest = tag, previous
         self.result.manifest_digest = self.result.manifest_digest or manifest_digest

@@ -203,7 +203,10 @@ def test_index_platforms(host, layouts):
     amd = host.pull("oci:%s:multi" % layouts["idx"], platform="amd64", tag="apps/multi:amd")
     assert amd.manifest_digest == layouts["amd"]["manifest_digest"]
     assert amd.layers_reused == layouts["amd"]["diff_ids"][:1]
-    assert not arm.bootable and arm.boot_verity is None and arm.image_verity
+    assert not arm.bootable and arm.boot_verity is None and arm.image_verity and arm.warnings == []
+    untagged = host.pull("oci:%s:multi" % layouts["idx"], platform="amd64")
+    assert untagged.tag == "localhost/bootc-" + layouts["amd"]["manifest_digest"]
+    assert len(untagged.warnings) == 1 and "not a bootc image" in untagged.warnings[0]
 
 
 def test_app_image_beside_os_images(host, layouts):
