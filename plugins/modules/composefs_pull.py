@@ -140,9 +140,10 @@ options:
     default: 600
 notes:
   - Needs C(skopeo) (1.6 or later) on the managed host, and C(podman) for O(via_containers_storage).
-  - The blobs to import are staged in C(<repository>/.pull-<random>/) on the repository's filesystem and
-    removed at the end of the pull. A staging directory left by a killed pull is removed by the next
-    pull. At least twice the size of the layers to fetch must be free.
+  - Layers are streamed from skopeo straight into the importer; nothing of them is copied to disk first. The
+    importer reads an OCI image layout staged in C(<repository>/.pull-<random>/) (manifest, config, and links to
+    skopeo's pipes), removed at the end of the pull; one left by a killed pull is removed by the next pull. The
+    repository's filesystem must have at least the size of the layers to fetch free.
   - Docker schema 2 images (C(docker save) archives, images built by Docker) are stored as skopeo's OCI
     conversion, under the conversion's digest. RV(source_digest) keeps the original one.
   - A long pull can run under C(async) and C(poll); poll the O(progress_file) meanwhile.

@@ -618,9 +618,11 @@ class _Pull:
             self.check_pinned(image)
             present = self.plan_layers(image)
             if self.check_mode and self.request.via_containers_storage:
-                image = self.as_stored_from_storage(image)
-                if image is None:
+                stored = self.as_stored_from_storage(image)
+                if stored is None:
+                    self.describe_source(image)
                     return
+                image = stored
             bootable = image.is_container_image and str(image.labels.get(BOOTC_LABEL, "")) == "1"
             self.result.bootable = bootable
             self.describe_source(image)
