@@ -6,7 +6,8 @@ against a host tree that ``tests/tools/simhost`` built under a root directory (`
 same files bootc writes on disk (spec bootc-composefs-host.md §1.3-§1.7, §5.1, §5.5), so the
 collection's modules read the result exactly as they would read a real host. It reuses the
 collection's library (repository, OCI images, boot EROFS generation, host model) and the simulated
-host's writers (``simhost.bootfiles``, ``simhost.layout``) instead of writing those formats again.
+host's readers and writers (``simhost.images.read_boot_image``, ``simhost.bootfiles``, ``simhost.layout``
+including ``HostLayout.booted_cmdline``) instead of writing those formats again.
 
 Run it as ``python3 tests/tools/bootc_double.py [--root DIR] <command>`` (no shebang: ansible-test's
 shebang check allows only ``#!/usr/bin/env python``, which Debian does not ship). Commands:
@@ -55,7 +56,6 @@ import re
 import shutil
 import subprocess
 import sys
-import types
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -65,15 +65,14 @@ importpath.ensure_import_paths()
 
 # pylint: disable=wrong-import-position
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError  # noqa: E402
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import tree  # noqa: E402
 from ansible_collections.bootc.composefs.plugins.module_utils.host import bootbin, bootloader, menuorder  # noqa: E402
 from ansible_collections.bootc.composefs.plugins.module_utils.host.deployments import load_host  # noqa: E402
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths  # noqa: E402
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import boot, filesystem, tags  # noqa: E402
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import image as oci_image  # noqa: E402
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import boot, tags  # noqa: E402
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import status as status_operation  # noqa: E402
 from ansible_collections.bootc.composefs.plugins.module_utils.repository.repo import Repository  # noqa: E402
 from simhost import bootfiles  # noqa: E402
+from simhost import images as simhost_images  # noqa: E402
 from simhost.layout import HostLayout  # noqa: E402
 from simhost.spec import HostSpec  # noqa: E402
 
@@ -128,23 +127,11 @@ def resolve_manifest_digest(transport: str, image: str) -> str:
 
 
 def read_boot_image(repo, manifest_digest: str):
-    """What bootc reads from a pulled image to deploy it: boot verity, tree, kernel, initrd, os-release."""
-    verity = boot.generate_boot_image(repo, manifest_digest)
-    opened = oci_image.open_image(repo, manifest_digest)
-    root = filesystem.create_filesystem(repo, opened)
-
-    def read(node):
-        return boot.read_file(repo, node)
-
-    kernels = [r for r in boot.find_boot_resources(root, read) if r.kind == boot.KIND_VMLINUZ]
-    if not kernels:
-        raise DoubleError("image %s has no /usr/lib/modules/<kver>/vmlinuz (UKI images are not supported)" % manifest_digest)
-    files = kernels[0].read(repo)
-    os_release_node = tree.lookup(root, b"/usr/lib/os-release")
-    os_release = bootfiles.parse_os_release(read(os_release_node)) if os_release_node is not None else {}
-    return types.SimpleNamespace(verity=verity, root=root, boot_type="bls", manifest_digest=manifest_digest,
-                                 vmlinuz=files["vmlinuz"], initrd=files["initramfs.img"],
-                                 boot_digest=kernels[0].boot_digest(repo), os_release=os_release)
+    """What bootc reads from a pulled image to deploy it (simhost's reader): boot verity, tree, kernel, initrd, os-release."""
+    try:
+        return simhost_images.read_boot_image(repo, manifest_digest, boot_type="bls")
+    except RuntimeError as err:
+        raise DoubleError("%s (UKI images are not supported)" % err) from None
 
 
 def _shared_kernel_dir(layout: HostLayout, boot_digest: str):
@@ -331,13 +318,7 @@ def reboot(root: str) -> str:
     if not after.menu_order:
         raise DoubleError("no boot entry to boot")
     default = after.menu_order[0]
-    options = default.bls.options or ""
-    if layout.spec.bootloader == "grub":
-        partition = "gpt2" if layout.spec.separate_boot else "gpt3"
-        cmdline = "BOOT_IMAGE=(hd0,%s)%s %s" % (partition, default.bls.linux, options)
-    else:
-        cmdline = options
-    layout.write_cmdline(cmdline)
+    layout.write_cmdline(layout.booted_cmdline(default.bls))
     if os.path.exists(layout.mountinfo_file):
         layout.write_mountinfo(default.verity)
     boot_id = write_boot_id(root)

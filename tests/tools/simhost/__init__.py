@@ -9,8 +9,8 @@ entries or a GRUB menu, the kernel command line and the staged marker, plus opti
 |---|---|
 | ``spec`` | ``HostSpec`` and its parts, variants, damage kinds, presets |
 | ``bootfiles`` | rendering bootc's files (entries, origin, user.cfg, efivars...) |
-| ``images`` | building and importing images, boot resources, ``/etc`` extraction |
-| ``layout`` | where each file goes for a variant, and writing it |
+| ``images`` | building and importing images, boot resources (``read_boot_image``), ``/etc`` extraction |
+| ``layout`` | where each file goes for a variant, and writing it; ``HostLayout.booted_cmdline`` |
 | ``damage`` | one damage per finding kind |
 | ``builder`` | ``build_host`` |
 | ``cli`` | ``python3 tests/tools/simhost.py build DIR ...`` |
@@ -24,6 +24,8 @@ ensure_import_paths()
 
 # pylint: disable=wrong-import-position
 from simhost.builder import build_host  # noqa: E402
+from simhost.images import read_boot_image  # noqa: E402
+from simhost.layout import HostLayout  # noqa: E402
 from simhost.spec import (  # noqa: E402
     DAMAGE_FINDINGS,
     DAMAGE_KINDS,
@@ -39,6 +41,8 @@ from simhost.spec import (  # noqa: E402
 
 __all__ = [
     "build_host",
+    "read_boot_image",
+    "HostLayout",
     "AppImageSpec",
     "DamageSpec",
     "DeploymentSpec",

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import ocigen
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity
+from ansible_collections.bootc.composefs.plugins.module_utils.host import bls
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import tags
 from ansible_collections.bootc.composefs.plugins.module_utils.repository.repo import Repository
 from simhost import bootfiles, damage
@@ -212,16 +213,11 @@ class Build:
     # -- running system ----------------------------------------------------------------------
 
     def booted_cmdline(self) -> str:
-        """``/proc/cmdline`` of the booted deployment as its bootloader passes it."""
+        """``/proc/cmdline`` of the booted deployment as its bootloader passes it (UKI: its ``.cmdline`` and the addons')."""
         booted = self.booted
         if self.spec.boot_type == "uki":
             return " ".join([booted.image.uki_cmdline] + _addon_cmdlines(booted.image.addons))
-        options = self.options(booted.verity)
-        if self.spec.bootloader == "systemd":
-            return options
-        partition = "gpt2" if self.spec.separate_boot else "gpt3"
-        kernel = "%s/%s%s/vmlinuz" % (self.layout.linux_prefix, bootfiles.PREFIX, booted.artifact_name)
-        return "BOOT_IMAGE=(hd0,%s)%s %s" % (partition, kernel, options)
+        return self.layout.booted_cmdline(bls.parse_bls_entry(booted.entry_text))
 
     def write_running_state(self) -> None:
         """``/proc/cmdline`` and ``/proc/self/mountinfo`` of the booted deployment."""

@@ -3,7 +3,8 @@
 Each bootc image goes through what bootc's pull does (spec bootc-composefs-host.md §5.5): import
 (``oci.importer``, an ``oci:`` pull), tag ``localhost/bootc-<manifest digest>``, generate the boot
 EROFS (``oci.boot.generate_boot_image``; its object id is the deployment verity), then read the
-boot resources of the untransformed tree (kernel + initrd + os-release, or the UKI and its addons).
+boot resources of the untransformed tree (kernel + initrd + os-release, or the UKI and its addons):
+``read_boot_image``, which the bootc test double (tests/tools/bootc_double.py) uses too.
 
 UKI images are built the way UKI images are: in two stages. The boot EROFS ignores ``/boot``
 (composefs-boot empties it), so the image is first built without a UKI and imported into a
@@ -19,7 +20,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ocigen
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import tree
@@ -36,6 +37,7 @@ ADDON_CMDLINES = {
     "debug": "debug systemd.log_level=debug",
     "fips": "fips=1",
 }
+VERSION_KEY = "org.opencontainers.image.version"
 
 
 @dataclass
@@ -160,45 +162,12 @@ class ImageFactory:
         importer.import_oci_layout(self.repo, self.layout_dir, ref=layout_tag)
         if tag_bootc:
             tags.tag_image(self.repo, manifest_digest, tags.bootc_tag(manifest_digest))
-        verity = boot.generate_boot_image(self.repo, manifest_digest)
-        if expected_verity is not None and verity != expected_verity:
+        image = read_boot_image(self.repo, manifest_digest, boot_type)
+        if expected_verity is not None and image.verity != expected_verity:
             raise RuntimeError("UKI image %s: boot verity %s differs from the stage-1 verity %s baked into its UKI"
-                               % (version, verity, expected_verity))
-        image = oci_image.open_image(self.repo, manifest_digest)
-        root = filesystem.create_filesystem(self.repo, image)
-        built = BootcImage(version=version, kernel_version=kernel_version, os_id=os_id, layout_tag=layout_tag,
-                           manifest_digest=manifest_digest, config_digest=written["config_digest"],
-                           manifest_bytes=written["manifest"], config_bytes=written["config"], verity=verity,
-                           diff_ids=tuple(written["diff_ids"]), os_release={}, boot_type=boot_type, boot_digest="",
-                           uki_cmdline=uki_cmdline, root=root)
-        self._read_boot_resources(built)
-        return built
-
-    def _read_boot_resources(self, built: BootcImage) -> None:
-        def read(node):
-            return boot.read_file(self.repo, node)
-
-        resources = boot.find_boot_resources(built.root, read)
-        os_release_node = tree.lookup(built.root, b"/usr/lib/os-release")
-        built.os_release = bootfiles.parse_os_release(read(os_release_node)) if os_release_node is not None else {}
-        if built.boot_type == "uki":
-            ukis = [r for r in resources if r.kind == boot.KIND_UKI]
-            if not ukis:
-                raise RuntimeError("UKI image %s has no UKI under /boot/EFI/Linux" % built.version)
-            built.uki = read(next(iter(ukis[0].files.values())))
-            for resource in resources:
-                if resource.kind == boot.KIND_UKI_ADDON:
-                    built.addons[resource.path.rsplit("/", 1)[1]] = read(next(iter(resource.files.values())))
-            sections = ocigen.read_pe_sections(built.uki)
-            built.boot_digest = boot.boot_digest(sections[".linux"], sections[".initrd"])
-            return
-        kernels = [r for r in resources if r.kind == boot.KIND_VMLINUZ]
-        if not kernels:
-            raise RuntimeError("image %s has no /usr/lib/modules/<kver>/vmlinuz" % built.version)
-        files = kernels[0].read(self.repo)
-        built.vmlinuz = files["vmlinuz"]
-        built.initrd = files["initramfs.img"]
-        built.boot_digest = kernels[0].boot_digest(self.repo)
+                               % (version, image.verity, expected_verity))
+        return replace(image, version=version, kernel_version=kernel_version, os_id=os_id, layout_tag=layout_tag,
+                       uki_cmdline=uki_cmdline)
 
     def app_image(self, tag: str, version: str, payload_size: int = 0) -> AppImage:
         """Build and import an application image under ``tag`` (no boot image, no bootc tag)."""
@@ -209,6 +178,58 @@ class ImageFactory:
                                      annotations={"org.opencontainers.image.version": version})
         importer.import_oci_layout(self.repo, self.layout_dir, ref=layout_tag, tag=tag)
         return AppImage(tag=tag, manifest_digest=written["manifest_digest"], config_digest=written["config_digest"])
+
+
+def read_boot_image(repo, manifest_digest: str, boot_type=None) -> BootcImage:
+    """What bootc reads from a pulled image to deploy it (spec bootc-composefs-host.md §5.5), as a ``BootcImage``.
+
+    Generates the boot EROFS when it is missing (its object id is the deployment verity), then reads
+    the untransformed tree: ``/usr/lib/os-release``, and the kernel and initrd of the first
+    ``/usr/lib/modules/<kver>/`` (``boot_type`` ``bls``) or the UKI under ``/boot/EFI/Linux`` and its
+    addons (``uki``). ``boot_type`` None chooses as bootc does: ``uki`` when the image has a UKI, else
+    ``bls``. ``version`` is the image's ``org.opencontainers.image.version`` (manifest annotation, else
+    config label), ``kernel_version`` the kernel's directory name, ``layout_tag`` and ``uki_cmdline``
+    are empty. Raises ``RuntimeError`` when the image has no kernel of that boot type.
+    """
+    verity = boot.generate_boot_image(repo, manifest_digest)
+    opened = oci_image.open_image(repo, manifest_digest)
+    root = filesystem.create_filesystem(repo, opened)
+
+    def read(node):
+        return boot.read_file(repo, node)
+
+    resources = boot.find_boot_resources(root, read)
+    ukis = [r for r in resources if r.kind == boot.KIND_UKI]
+    kernels = [r for r in resources if r.kind == boot.KIND_VMLINUZ]
+    if boot_type is None:
+        boot_type = "uki" if ukis else "bls"
+    os_release_node = tree.lookup(root, b"/usr/lib/os-release")
+    os_release = bootfiles.parse_os_release(read(os_release_node)) if os_release_node is not None else {}
+    config = (opened.config or {}).get("config") or {}
+    version = ((opened.manifest.get("annotations") or {}).get(VERSION_KEY) or (config.get("Labels") or {}).get(VERSION_KEY) or "")
+    image = BootcImage(version=version, kernel_version="", os_id=bootfiles.os_id(os_release), layout_tag="",
+                       manifest_digest=manifest_digest, config_digest=opened.config_digest, manifest_bytes=opened.manifest_bytes,
+                       config_bytes=opened.config_bytes, verity=verity, diff_ids=opened.diff_ids, os_release=os_release,
+                       boot_type=boot_type, boot_digest="", root=root)
+    if boot_type == "uki":
+        if not ukis:
+            raise RuntimeError("image %s has no UKI under /boot/EFI/Linux" % manifest_digest)
+        image.kernel_version = ukis[0].kver or ""
+        image.uki = read(next(iter(ukis[0].files.values())))
+        for resource in resources:
+            if resource.kind == boot.KIND_UKI_ADDON:
+                image.addons[resource.path.rsplit("/", 1)[1]] = read(next(iter(resource.files.values())))
+        sections = ocigen.read_pe_sections(image.uki)
+        image.boot_digest = boot.boot_digest(sections[".linux"], sections[".initrd"])
+        return image
+    if not kernels:
+        raise RuntimeError("image %s has no /usr/lib/modules/<kver>/vmlinuz" % manifest_digest)
+    files = kernels[0].read(repo)
+    image.kernel_version = kernels[0].kver or ""
+    image.vmlinuz = files["vmlinuz"]
+    image.initrd = files["initramfs.img"]
+    image.boot_digest = kernels[0].boot_digest(repo)
+    return image
 
 
 def extract_tree(repo, node, destination: str) -> int:

@@ -242,6 +242,18 @@ class HostLayout:
 
     # -- running system ----------------------------------------------------------------------
 
+    def booted_cmdline(self, entry) -> str:
+        """``/proc/cmdline`` of this host booted from the Type1 BLS ``entry`` (a parsed ``host.bls.BlsEntry``).
+
+        systemd-boot passes the entry's ``options``; GRUB's ``blscfg`` puts
+        ``BOOT_IMAGE=(hd0,<boot partition>)<linux>`` first (partition 2 when ``/boot`` is separate, else 3).
+        """
+        options = entry.options or ""
+        if self.spec.bootloader != "grub":
+            return options
+        partition = "gpt2" if self.spec.separate_boot else "gpt3"
+        return "BOOT_IMAGE=(hd0,%s)%s %s" % (partition, entry.linux, options)
+
     def write_cmdline(self, text: str) -> str:
         """``/proc/cmdline``."""
         return _write(self.cmdline_file, text + "\n")

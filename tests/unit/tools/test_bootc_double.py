@@ -35,6 +35,7 @@ import ocigen  # noqa: E402  pylint: disable=wrong-import-position
 import simhost  # noqa: E402  pylint: disable=wrong-import-position
 
 SYSTEMD_KARGS = "rw console=ttyS0"
+GRUB_KARGS = "root=UUID=6b2f0b2e-5d6e-4c1a-9f3e-3d7c2a1b0c9d rw console=ttyS0"
 TWO_DEPLOYMENTS = {"variant": "bls-systemd", "deployments": [
     {"role": "booted", "version": "2", "kernel_version": "6.12.2-sim"},
     {"role": "rollback", "version": "1", "kernel_version": "6.12.1-sim"},
@@ -112,6 +113,10 @@ def entries_dir(root, staged=False):
 
 def by_version(built):
     return {d["version"]: d for d in built["deployments"]}
+
+
+def by_role(built, role):
+    return next(d for d in built["deployments"] if d["role"] == role)
 
 
 def test_switch_stages_like_bootc(host, target, reference):
@@ -198,6 +203,17 @@ def test_reboot_finalizes_the_staged_deployment(host, target, reference):
     # finalize's boot-binaries GC: version 1 lost its entry, so its unshared kernel dir goes
     linux_dir = root / "boot" / "efi" / "EFI" / "Linux"
     assert sorted(os.listdir(linux_dir)) == sorted("bootc_composefs-" + v for v in (host["booted"], new_verity))
+
+
+def test_reboot_on_grub_passes_boot_image_first(tmp_path):
+    """GRUB's blscfg puts BOOT_IMAGE=(hd0,<boot partition>)<linux> before the entry's options (spec §1.7)."""
+    root = tmp_path / "host"
+    built = simhost.build_host(root, simhost.preset_spec("bls-grub"))
+    staged = by_role(built, "staged")
+    assert double(root, "reboot") == 0
+    assert host_state(str(root)).booted_verity == staged["verity"]
+    assert (root / "proc" / "cmdline").read_text() == "BOOT_IMAGE=(hd0,gpt3)/boot/bootc_composefs-%s/vmlinuz %s composefs=?%s\n" % (
+        staged["boot_artifact_name"], GRUB_KARGS, staged["verity"])
 
 
 def test_rollback_swaps_entries_and_reboot_boots_the_previous_deployment(host, target, reference):

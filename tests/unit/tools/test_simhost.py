@@ -24,6 +24,7 @@ import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.host.deployments import load_host
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
+from ansible_collections.bootc.composefs.plugins.module_utils.repository.repo import Repository
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 TOOLS = REPO_ROOT / "tests" / "tools"
@@ -210,6 +211,24 @@ def test_type1_binaries_hold_the_image_kernel(builds):
         assert (directory / "vmlinuz").read_bytes() == vmlinuz
         assert (directory / "initrd").read_bytes() == initrd
         assert origin_of(result, deployment)["boot"]["digest"] == hashlib.sha256(vmlinuz + initrd).hexdigest()
+
+
+@pytest.mark.parametrize("variant", ["bls-grub", "uki-systemd"])
+def test_read_boot_image_reads_what_was_deployed(builds, variant):
+    """``read_boot_image`` (shared with the bootc test double) finds each deployment's verity, boot type and kernel."""
+    result = builds.get("three-deployments", variant)
+    with Repository.open(result["paths"]["repository"]) as repo:  # read-only: the boot images exist already
+        for deployment in result["deployments"]:
+            image = simhost.read_boot_image(repo, deployment["manifest_digest"])
+            assert image.boot_type == deployment["boot_type"] == variant.split("-")[0]
+            assert (image.verity, image.boot_digest) == (deployment["verity"], deployment["boot_digest"])
+            assert image.config_digest == deployment["config_digest"]
+            vmlinuz, initrd = kernel_bytes(deployment["kernel_version"])
+            if image.boot_type == "bls":
+                assert (image.vmlinuz, image.initrd, image.kernel_version) == (vmlinuz, initrd, deployment["kernel_version"])
+            else:
+                assert image.uki.startswith(b"MZ") and not image.vmlinuz
+            assert image.os_release["ID"] == "simos"
 
 
 def test_shared_kernel_dir_is_named_after_its_oldest_user(builds):
