@@ -56,10 +56,15 @@ by any backend.
 from __future__ import annotations
 
 import shutil
-from typing import BinaryIO, Callable, List, Optional
+from typing import TYPE_CHECKING, BinaryIO, Callable, List, Optional
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_cli, zstd_frame, zstd_stream
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_frame
+
+# The backends' modules and zstd_stream (streaming, size errors) are imported where they are used:
+# inflating a splitstream section with an accelerator needs none of them (bench/bench_status.py).
+if TYPE_CHECKING:
+    from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream
 
 __all__ = [
     "BACKEND_NAMES",
@@ -115,6 +120,7 @@ def _per_frame_backend(name: str, module) -> _Backend:
                 raise FormatError("zstd frame rejected by %s: %s" % (name, err), offset=span.start) from None
             total += len(piece)
             if max_size is not None and total > max_size:
+                from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream  # pylint: disable=import-outside-toplevel
                 raise zstd_stream.too_large(max_size, span.start)
             if not decompressor.eof or decompressor.unused_data:
                 raise FormatError("zstd frame does not end where its last block ends (%s)" % name, offset=span.start)
@@ -128,6 +134,7 @@ def _per_frame_backend(name: str, module) -> _Backend:
             raise ComposefsError("%s could not compress: %s" % (name, err)) from None
 
     def inflate_frame(scanner):
+        from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream  # pylint: disable=import-outside-toplevel
         decompressor = module.ZstdDecompressor()
         start = scanner.frame_start
         try:
@@ -201,6 +208,7 @@ def _probe_zstandard() -> Optional[_Backend]:
                         break
                     total += len(piece)
                     if max_size is not None and total > max_size:
+                        from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream  # pylint: disable=import-outside-toplevel
                         raise zstd_stream.too_large(max_size, None)
                     pieces.append(piece)
         except module.ZstdError as err:
@@ -215,6 +223,7 @@ def _probe_zstandard() -> Optional[_Backend]:
 
     def stream_readers(scanner):
         # Only checked, complete zstd frames reach python-zstandard (see decompress_frames).
+        from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream  # pylint: disable=import-outside-toplevel
         try:
             yield module.ZstdDecompressor().stream_reader(zstd_stream.RawFrameSource(zstd_stream.iter_raw_frames(scanner)),
                                                           read_across_frames=True, closefd=False)
@@ -244,6 +253,7 @@ def _probe_cli() -> Optional[_Backend]:
     binary = shutil.which("zstd")
     if binary is None:
         return None
+    from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_cli  # pylint: disable=import-outside-toplevel
     return _Backend("zstd-cli",
                     lambda view, spans, max_size: zstd_cli.decompress(binary, view, spans, max_size),
                     lambda data, level: zstd_cli.compress(binary, data, level),
@@ -325,6 +335,7 @@ def decompress(data, max_size: Optional[int] = None) -> bytes:
             if span.header is not None and span.header.content_size is not None:
                 declared += span.header.content_size
                 if declared > max_size:
+                    from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream  # pylint: disable=import-outside-toplevel
                     raise zstd_stream.too_large(max_size, span.start)
     return _backend().decompress_frames(view, spans, max_size)
 
@@ -336,6 +347,7 @@ def open_reader(fileobj: BinaryIO, max_size: Optional[int] = None) -> zstd_strea
     :func:`decompress`, raised when the read reaches the bad data (``zstd_stream.py``). Closing the
     reader does not close ``fileobj``.
     """
+    from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd_stream  # pylint: disable=import-outside-toplevel
     backend = _backend()
     return zstd_stream.ZstdReader(fileobj, backend.inflate_stream, max_size, backend.name)
 
