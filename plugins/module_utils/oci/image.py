@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, bootc.composefs maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""An OCI image as stored in a composefs repository: opening it by tag or digest, and what it keeps alive.
+"""An OCI image as stored in a composefs repository: opening it by tag or digest, reading its streams.
 
 Layer: oci. Spec: ``composefs-repo.md`` sections 8.9, 10.2-10.4, 12 and ``bootc-composefs-host.md``
 section 3; upstream: composefs-rs ``crates/composefs-oci/src/oci_image.rs`` (``OciImage::open``,
@@ -45,7 +45,6 @@ from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, DanglingRefError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import splitstream
-from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import reader as erofs_reader
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import tags
 
@@ -67,6 +66,7 @@ __all__ = [
     "LayerRef",
     "OciImage",
     "ErofsMatch",
+    "stream_location",
     "read_stream_object",
     "read_external_stream",
     "read_manifest",
@@ -216,7 +216,8 @@ class ErofsMatch(NamedTuple):
     tags: tuple
 
 
-def _where(repo, stream_name: str | None, object_id: str) -> str:
+def stream_location(repo, stream_name: str | None, object_id: str) -> str:
+    """Where a stream is, for messages: ``<repo>/streams/<name> (objects/<xx>/<rest>)``, ``splitstream`` for no name."""
     name = "streams/%s" % stream_name if stream_name else "splitstream"
     return "%s/%s (objects/%s/%s)" % (repo.path, name, object_id[:2], object_id[2:])
 
@@ -224,7 +225,7 @@ def _where(repo, stream_name: str | None, object_id: str) -> str:
 def read_stream_object(repo, object_id: str, content_type: int | None = None,
                        stream_name: str | None = None) -> splitstream.SplitStream:
     """Parse the splitstream stored as object ``object_id``; FormatError for another ``content_type``."""
-    where = _where(repo, stream_name, object_id)
+    where = stream_location(repo, stream_name, object_id)
     try:
         data = repo.read_object(object_id)
     except DanglingRefError as err:
@@ -254,13 +255,13 @@ def read_external_stream(repo, stream_name: str, object_id: str | None = None,
     stream = read_stream_object(repo, object_id, content_type, stream_name)
     if len(stream.object_refs) != 1:
         raise FormatError("splitstream has %d object refs, expected exactly 1 (the stored JSON or blob)"
-                          % len(stream.object_refs), path=_where(repo, stream_name, object_id))
+                          % len(stream.object_refs), path=stream_location(repo, stream_name, object_id))
     blob_id = stream.object_refs[0].hex()
     try:
         data = repo.read_object(blob_id)
     except DanglingRefError as err:
         raise DanglingRefError("the object this stream stores its content in (%s) is missing; pull the image again"
-                               % blob_id, path=_where(repo, stream_name, object_id)) from err
+                               % blob_id, path=stream_location(repo, stream_name, object_id)) from err
     named = {name: raw.hex() for name, raw in stream.named_refs.items()}
     return data, named, object_id
 
@@ -272,7 +273,7 @@ def read_manifest(repo, manifest_digest: str, object_id: str | None = None, veri
     if verify:
         oci_digest.new_hasher(manifest_digest, "manifest digest")
         oci_digest.check_digest(oci_digest.sha256_digest(data), manifest_digest, "stored manifest",
-                                path=_where(repo, name, stream_id))
+                                path=stream_location(repo, name, stream_id))
     document = parse_json_document(data, "manifest %s" % manifest_digest)
     return StoredBlob(manifest_digest, stream_id, data, named, document)
 
@@ -289,7 +290,7 @@ def read_config(repo, config_digest: str, object_id: str | None = None, parse: b
     if object_id is None or oci_digest.parse_digest(config_digest).verifiable:
         oci_digest.new_hasher(config_digest, "config digest")
         oci_digest.check_digest(oci_digest.sha256_digest(data), config_digest, "stored config",
-                                path=_where(repo, name, stream_id))
+                                path=stream_location(repo, name, stream_id))
     document = parse_json_document(data, "config %s" % config_digest) if parse else None
     return StoredBlob(config_digest, stream_id, data, named, document)
 
@@ -352,7 +353,7 @@ def open_image(repo, ref: str) -> OciImage:
     config_id = manifest.named_refs.get(oci_digest.config_ref_name(config_digest))
     if config_id is None:
         raise DanglingRefError("manifest stream has no %r named ref; pull the image again" % oci_digest.config_ref_name(config_digest),
-                               path=_where(repo, oci_digest.manifest_stream_name(manifest_digest), manifest_id))
+                               path=stream_location(repo, oci_digest.manifest_stream_name(manifest_digest), manifest_id))
     is_image = media_type == IMAGE_CONFIG_MEDIA_TYPE
     config = read_config(repo, config_digest, config_id, parse=is_image)
     erofs_refs = {}
@@ -392,40 +393,9 @@ def find_manifests_by_erofs(repo, object_id: str) -> list:
     return matches
 
 
-def image_object_closure(repo, manifest_digest: str) -> frozenset:
-    """Return every object id the image of ``manifest_digest`` keeps alive, as the garbage collector walks it.
-
-    From the manifest stream's entry: each stream object, its object refs (JSON, file contents),
-    its named refs; a named ref leads into another stream only when a ``streams/`` entry names that
-    object (composefs-rs GC, spec section 12.2 step 6: after a crash between a config and a
-    manifest rewrite, the older config's refs are not followed); ``composefs.image*`` refs add the
-    EROFS image object and every object the image names. DanglingRefError when a stream or an
-    EROFS image on the way is missing.
-    """
-    names_by_id = {entry.object_id: entry.name for entry in repo.list_stream_entries() if entry.object_id}
-    live = set()
-    name = oci_digest.manifest_stream_name(manifest_digest)
-    todo = [(repo.stream_object_id(name), name)]
-    while todo:
-        object_id, name = todo.pop()
-        if object_id in live:
-            continue
-        live.add(object_id)
-        stream = read_stream_object(repo, object_id, stream_name=name)
-        live.update(raw.hex() for raw in stream.object_refs)
-        for key, raw in sorted(stream.named_refs.items()):
-            ref_id = raw.hex()
-            if not is_erofs_ref_key(key):
-                if ref_id in names_by_id:
-                    todo.append((ref_id, names_by_id[ref_id]))
-                else:
-                    live.add(ref_id)  # kept, its content not walked
-                continue
-            live.add(ref_id)
-            try:
-                image_bytes = repo.read_object(ref_id)
-            except DanglingRefError as err:
-                raise DanglingRefError("EROFS image %s (%s) named by this stream is missing" % (ref_id, key),
-                                       path=_where(repo, name, object_id)) from err
-            live.update(raw_ref.hex() for raw_ref in erofs_reader.referenced_objects(image_bytes, repo.algorithm))
-    return frozenset(live)
+def image_object_closure(repo, manifest_digest: str, **modes) -> frozenset:
+    """Return every object id the image of ``manifest_digest`` keeps alive: ``oci.closure.image_object_closure``."""
+    # Kept for callers that import it from here; the walk and its modes live in closure.py.
+    # pylint: disable-next=import-outside-toplevel
+    from ansible_collections.bootc.composefs.plugins.module_utils.oci import closure
+    return closure.image_object_closure(repo, manifest_digest, **modes)

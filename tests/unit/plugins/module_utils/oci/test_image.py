@@ -1,9 +1,8 @@
 # -*- coding: utf-8 -*-
-"""oci/image: opening stored images, EROFS refs, lookups by EROFS id, the object closure.
+"""oci/image: opening stored images, EROFS refs, lookups by EROFS id (the object closure: test_closure.py).
 
 Images are imported from real layouts (``oci_testimages``); expected values come from the layout
-files (digests, JSON bytes), from the repository's files (link texts, object files) and, for the
-closure, from the fact that a fresh repository holding one image holds nothing else.
+files (digests, JSON bytes) and from the repository's files (link texts, object files).
 """
 
 import os
@@ -12,7 +11,7 @@ import pathlib
 import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, DanglingRefError, FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import boot, image, importer
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import boot, closure, image, importer
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.oci import oci_testimages as images
 
 
@@ -149,51 +148,13 @@ def test_find_manifests_by_erofs(layouts, make_repo):
     assert image.find_manifests_by_erofs(repo, boot_id) == []
 
 
-def test_closure_is_everything_a_fresh_repository_holds(layouts, make_repo):
-    repo = make_repo()
-    layout_dir, _info = layouts.get("boot")
-    result = importer.import_oci_layout(repo, layout_dir, tag="os:1")
-    assert image.image_object_closure(repo, result.manifest_digest) == _all_objects(repo.path)
-    superseded = {result.config_object_id, result.manifest_object_id}
-    boot_id = boot.generate_boot_image(repo, result.manifest_digest)
-    closure = image.image_object_closure(repo, result.manifest_digest)
-    assert boot_id in closure and result.image_object_id in closure
-    assert closure == _all_objects(repo.path) - superseded
-    assert not superseded & closure
-
-
-def test_closure_reports_missing_pieces(imported):
+def test_closure_is_kept_here_for_callers(imported):
+    """``image.image_object_closure`` is ``closure.image_object_closure`` (tested in test_closure.py), modes included."""
     repo, info, result = imported
+    assert image.image_object_closure(repo, info["manifest_digest"]) == closure.image_object_closure(repo, info["manifest_digest"])
     _object_file(repo.path, result.image_object_id).unlink()
     with pytest.raises(DanglingRefError, match="EROFS image"):
         image.image_object_closure(repo, info["manifest_digest"])
-    with pytest.raises(DanglingRefError):
-        image.image_object_closure(repo, "sha256:" + "0" * 64)
-
-
-def test_closure_of_sha512_repo(layouts, make_repo):
-    from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity  # pylint: disable=import-outside-toplevel
-    repo = make_repo(fsverity.SHA512)
-    layout_dir, _info = layouts.get("bootc")
-    result = importer.import_oci_layout(repo, layout_dir)
-    assert image.image_object_closure(repo, result.manifest_digest) == _all_objects(repo.path)
-    assert all(len(o) == 128 for o in _all_objects(repo.path))
-
-
-def test_closure_follows_refs_into_streams_only_through_entries(layouts, make_repo):
-    """A crash between the config and the manifest rewrite leaves the manifest naming the older config object,
-    which has no streams/ entry any more: the collector keeps that object but does not walk it (spec 12.2)."""
-    repo = make_repo()
-    layout_dir, _info = layouts.get("boot")
-    result = importer.import_oci_layout(repo, layout_dir, tag="os:1")
-    boot.generate_boot_image(repo, result.manifest_digest)
-    entry = os.path.join(repo.path, "streams", "oci-manifest-" + result.manifest_digest)
-    os.unlink(entry)
-    os.symlink("../objects/%s/%s" % (result.manifest_object_id[:2], result.manifest_object_id[2:]), entry)
-    closure = image.image_object_closure(repo, result.manifest_digest)
-    assert result.config_object_id in closure and result.image_object_id not in closure
-    assert set(result.layer_object_ids.values()) <= closure
-    layer_objects = set()
-    for object_id in result.layer_object_ids.values():
-        layer_objects.update(r.hex() for r in image.read_stream_object(repo, object_id).object_refs)
-    assert layer_objects <= closure
+    missing = []
+    assert result.image_object_id in image.image_object_closure(repo, info["manifest_digest"], erofs=False, missing=missing)
+    assert not missing
