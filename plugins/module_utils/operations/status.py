@@ -43,7 +43,7 @@ config and layer splitstreams; the objects they name are checked for existence, 
 one ``readlink`` per ref and entry. Existence checks are single lookups while few, else one
 listing of ``objects/``. With ``usage`` every ``objects/<xx>/`` directory is listed once with
 ``os.scandir`` (counts, sizes) and the live deployments' EROFS images are parsed too
-(``oci.image.image_object_closure``), to check every object they name.
+(``oci.closure.image_object_closure``), to check every object they name.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
 from ansible_collections.bootc.composefs.plugins.module_utils.host import deployments as host_deployments
 from ansible_collections.bootc.composefs.plugins.module_utils.host import findings, images
 from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import closure as oci_closure
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import image as oci_image
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import tags as oci_tags
@@ -455,38 +456,14 @@ def _check_streams(repo, index: _ObjectIndex, image, users: str, found: list) ->
     return len(found) == before
 
 
-def _stream_closure(repo, image) -> set:
-    """Objects ``image`` keeps alive through its splitstreams, without parsing its EROFS images.
-
-    Manifest, config and layer splitstream objects, every object they store content in (JSON,
-    file contents) and the EROFS image objects themselves. The objects an EROFS image names are
-    the layers' file objects (composefs never references an object from an image alone), so
-    this finds every missing file at a fraction of ``oci.image.image_object_closure``'s cost,
-    which parses each EROFS image (used with ``usage``).
-    """
-    live = set()
-    todo = [(image.manifest_object_id, oci_digest.manifest_stream_name(image.manifest_digest))]
-    while todo:
-        object_id, name = todo.pop()
-        if object_id in live:
-            continue
-        live.add(object_id)
-        stream = oci_image.read_stream_object(repo, object_id, stream_name=name)
-        live.update(raw.hex() for raw in stream.object_refs)
-        for key, raw in stream.named_refs.items():
-            if oci_image.is_erofs_ref_key(key):
-                live.add(raw.hex())
-            elif raw.hex() not in live:
-                todo.append((raw.hex(), None))
-    return live
-
-
 def _check_live_data(repo, index: _ObjectIndex, live: dict, opened: dict, deep: bool, found: list) -> None:
     """Findings for whatever the live deployments' images need and the repository lacks.
 
     ``live`` maps manifest digest -> verities using it; ``opened`` manifest digest -> the
-    ``OciImage`` image resolution already opened (others are opened here). ``deep`` walks the
-    objects inside the EROFS images too (``oci.image.image_object_closure``).
+    ``OciImage`` image resolution already opened (others are opened here). The objects an image
+    needs come from ``oci.closure.image_object_closure``: without ``deep`` through every named
+    ref, without reading the EROFS images (they name the layers' file objects, reached anyway);
+    with ``deep`` as a garbage collection walks it, reading the EROFS images too.
     """
     needed = {}
     for manifest_digest, verities in sorted(live.items()):
@@ -507,17 +484,20 @@ def _check_live_data(repo, index: _ObjectIndex, live: dict, opened: dict, deep: 
             continue
         if not complete:
             continue
+        lost = []
+        failure = None
         try:
-            closure = oci_image.image_object_closure(repo, manifest_digest) if deep else _stream_closure(repo, image)
-        except DanglingRefError as err:
+            closure = oci_closure.image_object_closure(repo, manifest_digest, erofs=deep, all_refs=not deep, missing=lost)
+        except (OSError, ComposefsError) as err:
+            failure = err
+        for err in lost:
             found.append(_finding(MISSING_OBJECT, err.path or repo.path, "image %s of deployment(s) %s is incomplete: %s"
                                   % (manifest_digest, users, err.message)))
-            continue
-        except (OSError, ComposefsError) as err:
-            found.append(_finding(findings.UNREADABLE_FILE, getattr(err, "path", None) or repo.path,
-                                  "cannot walk image %s of deployment(s) %s: %s" % (manifest_digest, users, _reason(err))))
-            continue
-        needed[manifest_digest] = (users, closure)
+        if failure is not None:
+            found.append(_finding(findings.UNREADABLE_FILE, getattr(failure, "path", None) or repo.path,
+                                  "cannot walk image %s of deployment(s) %s: %s" % (manifest_digest, users, _reason(failure))))
+        elif not lost:
+            needed[manifest_digest] = (users, closure)
     missing = set(index.missing(set().union(*(closure for _users_, closure in needed.values()))))
     for manifest_digest, (users, closure) in sorted(needed.items()):
         for object_id in sorted(closure & missing):
