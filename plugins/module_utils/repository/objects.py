@@ -47,7 +47,7 @@ import errno
 import os
 import stat
 import weakref
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     ComposefsError,
@@ -57,7 +57,12 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     UnsafePathError,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity
-from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths, staging
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths
+
+# staging.py (stage files, syncfs) is imported by the methods that write: a reader such as
+# composefs_status never needs it (bench/bench_status.py).
+if TYPE_CHECKING:
+    from ansible_collections.bootc.composefs.plugins.module_utils.repository import staging
 
 __all__ = ["ObjectEntry", "ObjectStore", "infer_algorithm"]
 
@@ -217,6 +222,7 @@ class ObjectStore:
         object_id = digest.hex()
         if self._check_present(object_id, digest):
             return object_id
+        from ansible_collections.bootc.composefs.plugins.module_utils.repository import staging  # pylint: disable=import-outside-toplevel
         with self._stage() as stage:
             staging.write_all(stage.fd, data)
             self._commit(stage, object_id, digest)
@@ -228,6 +234,7 @@ class ObjectStore:
         The digest is known only once the content is staged: ``EEXIST`` from the link is the
         existence check.
         """
+        from ansible_collections.bootc.composefs.plugins.module_utils.repository import staging  # pylint: disable=import-outside-toplevel
         hasher = fsverity.FsVerityHasher(self.algorithm)
         size = 0
         with self._stage() as stage:
@@ -244,6 +251,7 @@ class ObjectStore:
 
     def _stage(self) -> staging.StagedFile:
         """Return a new stage file in ``objects/``, remembering when O_TMPFILE is unusable here."""
+        from ansible_collections.bootc.composefs.plugins.module_utils.repository import staging  # pylint: disable=import-outside-toplevel
         stage = staging.StagedFile(self._objects_fd(create=True), TMP_OBJECT_PREFIX, allow_anonymous=self._anonymous)
         if stage.name is not None:
             self._anonymous = False
@@ -359,6 +367,7 @@ class ObjectStore:
 
     def sync(self) -> None:
         """Flush the repository's filesystem (the one durability barrier)."""
+        from ansible_collections.bootc.composefs.plugins.module_utils.repository import staging  # pylint: disable=import-outside-toplevel
         staging.sync_filesystem(self.repo_fd)
 
 
