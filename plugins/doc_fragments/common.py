@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, bootc.composefs maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Documentation shared by the bootc.composefs modules: host path options and attribute blocks."""
+"""Documentation shared by the bootc.composefs modules: host path options and attribute blocks.
+
+Attribute blocks: ``ATTRIBUTES_READ_ONLY`` (modules that change nothing), ``ATTRIBUTES_CHANGING``
+(modules that do), ``ACTION_GROUP`` and ``FACTS`` (each module that has the attribute).
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -74,6 +78,28 @@ attributes:
   idempotent:
     support: full
     description: Running it twice gives the same result when the host did not change in between.
+'''
+
+    # Attributes of the modules that change the host (composefs_pull, composefs_gc): what each one
+    # means for them. A module adds ``support`` to each, and ``details`` where it has more to say.
+    ATTRIBUTES_CHANGING = r'''
+attributes:
+  check_mode:
+    description: Computes the plan and returns it, C(changed) included, without changing anything.
+  diff_mode:
+    description: Returns what the run changes (in check mode, what it would change) as before and after.
+  idempotent:
+    description: A second run with the same options right after the first reports no change.
+'''
+
+    # Every module of the collection is in the action group of meta/runtime.yml.
+    ACTION_GROUP = r'''
+attributes:
+  action_group:
+    description: Use C(group/bootc.composefs.composefs) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - bootc.composefs.composefs
 '''
 
     FACTS = r'''

@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - bootc.composefs.common.HOST_PATHS
   - bootc.composefs.common.ATTRIBUTES_READ_ONLY
+  - bootc.composefs.common.ACTION_GROUP
   - bootc.composefs.common.FACTS
 options:
   usage:
