@@ -19,7 +19,9 @@ Run: ``.venv/bin/python bench/bench_gc.py [--objects 200000] [--garbage 0.1] [--
      fresh Python process, each time on a new hard-link copy of the cached repository (``cp -al``;
      the GC only unlinks, so the cache is never touched);
    GC times are measured inside the child around the GC calls (interpreter start-up and imports
-   excluded, reported apart); memory is the child's ``ru_maxrss`` (``os.wait4``), with the
+   excluded, reported apart), as wall time and as CPU time (``time.process_time``); the floor's
+   CPU time is that of ``sh`` and its children (``os.wait4``). On a shared machine the CPU ratio
+   moves less than the wall ratio. Memory is the child's ``ru_maxrss`` (``os.wait4``), with the
    baseline of a child that only imports the same modules.
 3. Mark memory for ``--mark-ids`` objects, two ways: (a) the real code path: ``plan_repository_gc``
    of a synthetic repository whose 100 layer splitstreams name ``--mark-ids`` distinct object ids
@@ -27,9 +29,10 @@ Run: ``.venv/bin/python bench/bench_gc.py [--objects 200000] [--garbage 0.1] [--
    images), peak RSS minus the import-only baseline; (b) the data structure alone: a ``set`` of
    that many 64-byte ``bytes`` ids (what ``_Marker.live`` holds), RSS growth in a fresh child.
 
-Targets: dry run and real run <= 3x the floor; peak RSS of the GC child <= 150 MB (exit status 1
-when one is missed, as every bench of ``make bench``). The load average is printed: on a busy
-machine the ratios move by tens of percent.
+Targets: dry run and real run <= 3x the floor (wall time, best of ``--runs``); peak RSS of the GC
+child <= 150 MB (exit status 1 when one is missed, as every bench of ``make bench``). The load
+average is printed: on a busy machine the ratios move by tens of percent. ``--profile`` prints a
+cProfile of one plan (in this process, after a warm-up) instead.
 """
 
 import argparse
@@ -97,6 +100,7 @@ def _parser():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached repositories")
     parser.add_argument("--work", help="where the hard-link copies go (default: next to the cache, same filesystem)")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one plan instead of timing")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     return parser
 
@@ -240,6 +244,7 @@ def child(mode, path):
     result = {"mode": mode}
     LIB.repo_gc  # pylint: disable=pointless-statement  # imports before the clock starts
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if mode in ("build", "build-mark"):
         args = argparse.Namespace(**json.loads(os.environ["BENCH_GC_ARGS"]))
 
@@ -261,9 +266,11 @@ def child(mode, path):
         with LIB.Repository.open(path, writable=True) as repo:
             plan = LIB.repo_gc.plan_repository_gc(repo)
             planned = time.perf_counter()
+            plan_cpu = time.process_time() - cpu_started
             done = LIB.repo_gc.apply_repository_gc(repo, plan)
         result.update(live=plan.live_objects, removed=done.objects_removed, pruned=done.images_pruned + done.streams_pruned,
-                      validation=done.validation, plan_seconds=planned - started, errors=list(plan.errors))
+                      validation=done.validation, plan_seconds=planned - started, plan_cpu_seconds=plan_cpu,
+                      errors=list(plan.errors))
     elif mode == "idset":
         count = int(os.environ["BENCH_GC_IDS"])
         size = LIB.ALGORITHM.digest_size
@@ -274,6 +281,7 @@ def child(mode, path):
     else:
         raise SystemExit("unknown child mode %r" % mode)
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = time.process_time() - cpu_started
     result["vm_hwm_mib"] = _vm_hwm_mib()
     print(json.dumps(result))
 
@@ -294,10 +302,32 @@ def run_child(mode, path, env=None):
 
 
 def floor(repo_path):
-    """Seconds of ``find objects -type f | wc -l`` and its count."""
+    """(wall seconds, count, CPU seconds of sh, find and wc) of ``find objects -type f | wc -l``."""
     started = time.perf_counter()
-    proc = subprocess.run(["sh", "-c", "find objects -type f | wc -l"], cwd=repo_path, stdout=subprocess.PIPE, check=True)
-    return time.perf_counter() - started, int(proc.stdout)
+    proc = subprocess.Popen(["sh", "-c", "find objects -type f | wc -l"], cwd=repo_path,  # pylint: disable=consider-using-with
+                            stdout=subprocess.PIPE)
+    out = proc.stdout.read()
+    proc.stdout.close()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = status
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError("the floor command failed (status %d)" % status)
+    return wall, int(out), usage.ru_utime + usage.ru_stime
+
+
+def profile(repo_path, top=30):
+    """cProfile of one ``plan_repository_gc`` (after an untimed one), sorted by internal time."""
+    import cProfile  # pylint: disable=import-outside-toplevel
+    import pstats  # pylint: disable=import-outside-toplevel
+
+    with LIB.Repository.open(repo_path) as repo:
+        LIB.repo_gc.plan_repository_gc(repo)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        LIB.repo_gc.plan_repository_gc(repo)
+        profiler.disable()
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
 
 
 def hardlink_copy(source, destination):
@@ -322,6 +352,9 @@ def main(argv=None):
     log("repository %s (cached in %s)" % (name, CACHE))
     repo_path, description = cached(name, "build", args)
     log("  %s" % json.dumps(description, sort_keys=True))
+    if args.profile:
+        profile(repo_path)
+        return 0
     work = args.work or os.path.join(CACHE, name, "work")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -341,7 +374,10 @@ def main(argv=None):
         floor(copy)
         applies.append(run_child("apply", copy))
         shutil.rmtree(copy)
-    floor_seconds, count = min(floors)
+    floor_seconds, count, _cpu = min(floors)
+    floor_cpu = min(item[2] for item in floors)
+    plan_cpu = min(item[1]["cpu_seconds"] for item in plans)
+    apply_cpu = min(item[1]["cpu_seconds"] for item in applies)
     plan_best = min(plans, key=lambda item: item[1]["seconds"])
     apply_best = min(applies, key=lambda item: item[1]["seconds"])
     plan_rss = max(item[2] for item in plans)
@@ -352,11 +388,12 @@ def main(argv=None):
     log("")
     log("objects: %d files (find), live %d, removed by the real run %d, entries unlinked %d"
         % (count, plan_best[1]["live"], apply_best[1]["removed"], apply_best[1]["pruned"]))
-    log("floor    find objects -type f | wc -l : %8.3f s" % floor_seconds)
-    log("dry run  plan_repository_gc            : %8.3f s  (%.2fx floor; child wall %.3f s incl. start-up)"
-        % (plan_best[1]["seconds"], plan_best[1]["seconds"] / floor_seconds, plan_best[0]))
-    log("real run plan + apply_repository_gc    : %8.3f s  (%.2fx floor; plan %.3f s; child wall %.3f s)"
-        % (apply_best[1]["seconds"], apply_best[1]["seconds"] / floor_seconds, apply_best[1]["plan_seconds"], apply_best[0]))
+    log("floor    find objects -type f | wc -l : %8.3f s                 cpu %.3f s" % (floor_seconds, floor_cpu))
+    log("dry run  plan_repository_gc            : %8.3f s  (%.2fx floor; cpu %.3f s, %.2fx floor cpu; child wall %.3f s incl. start-up)"
+        % (plan_best[1]["seconds"], plan_best[1]["seconds"] / floor_seconds, plan_cpu, plan_cpu / floor_cpu, plan_best[0]))
+    log("real run plan + apply_repository_gc    : %8.3f s  (%.2fx floor; cpu %.3f s, %.2fx floor cpu; plan %.3f s; child wall %.3f s)"
+        % (apply_best[1]["seconds"], apply_best[1]["seconds"] / floor_seconds, apply_cpu, apply_cpu / floor_cpu,
+           apply_best[1]["plan_seconds"], apply_best[0]))
     log("peak RSS (ru_maxrss)  dry run %.1f MiB, real run %.1f MiB, import-only child %.1f MiB (target <= %.0f MB); "
         "VmHWM of the GC process image: dry %.1f MiB, real %.1f MiB"
         % (plan_rss, apply_rss, baseline_rss, TARGET_RSS_MB, plan_hwm, apply_hwm))

@@ -30,7 +30,7 @@ Mark, from each root:
 
 * image root: the entry's object is live; the image's framing is checked (``erofs.reader``) and
   every object its ``trusted.overlay.metacopy`` / ``trusted.overlay.redirect`` xattrs name is live
-  (:func:`image_references`);
+  (``formats/erofs/scan.py``);
 * stream root: the entry's object is walked: it is live, every ``object_refs`` digest is live,
   every ``stream_refs`` digest (the targets of named refs, and any unnamed ones) is live, and is
   walked in turn when it is a splitstream: always when a ``streams/`` entry names that object
@@ -91,15 +91,17 @@ instant leaves every live root complete; the next run plans the rest from what i
 
 Memory and speed (``bench/bench_gc.py``): the live set holds the first 16 bytes of each digest
 (``KEY_BYTES``; a shared prefix can only keep an object alive); each ``objects/<xx>`` directory is
-listed once and its names decoded in one pass (no ``stat`` but one ``lstat`` per object to delete);
-EROFS images are scanned for their references (see ``image_references``) rather than walked.
+listed once, its names decoded in one pass and their keys cut in C, one set difference finds the
+dead (no per-name Python code, no ``stat`` but one ``lstat`` per object to delete); EROFS images
+are scanned for their references (``formats/erofs/scan.py``) rather than walked.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import operator
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -112,8 +114,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     UnsafePathError,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity, splitstream
-from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import layout as erofs_layout
-from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import reader as erofs_reader
+from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import scan as erofs_scan
 from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths
 
 __all__ = [
@@ -130,7 +131,6 @@ __all__ = [
     "mark",
     "plan_repository_gc",
     "apply_repository_gc",
-    "image_references",
     "live_key",
     "KEY_BYTES",
 ]
@@ -146,6 +146,8 @@ _READ_CHUNK_BYTES = 1 << 20
 KEY_BYTES = 16
 live_key = operator.itemgetter(slice(0, KEY_BYTES))
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ST_MODE = operator.attrgetter("st_mode")
+_ST_SIZE = operator.attrgetter("st_size")
 
 
 # --- snapshot of refs and entries -----------------------------------------------------------------
@@ -355,82 +357,6 @@ class MarkResult:
     missing_objects: dict = field(hash=False, default_factory=dict)
 
 
-# --- what an EROFS image references (spec 11.5-11.6) -------------------------------------------------
-#
-# An image reaches the mark only after its content was checked against its name, so its bytes are
-# exactly what was written. The references are then found by scanning those bytes for the xattr
-# entries composefs writers emit, with their headers: ``trusted.overlay.metacopy`` (name index 4,
-# a 4-byte header + the digest) and ``trusted.overlay.redirect`` (``/xx/rest``). Every xattr entry,
-# inline or shared, is one contiguous run of bytes in the image, so this finds every reference the
-# kernel can follow, plus any such bytes an unreachable inode or a file name might hold: a superset
-# of composefs-rs ``collect_objects`` (spec 11.6 allows keeping more). It runs at regex speed, where
-# walking every inode in Python costs ~10 us each (bench/bench_gc.py: 200k-file images).
-
-_TRUSTED_INDEX = erofs_layout.XATTR_PREFIXES.index(b"trusted.")
-_METACOPY = b"overlay.metacopy"
-_REDIRECT = b"overlay.redirect"
-
-
-def _entry_head(suffix: bytes, value_size: int) -> bytes:
-    return erofs_layout.XATTR_ENTRY.pack(len(suffix), _TRUSTED_INDEX, value_size) + suffix
-
-
-def image_references(data: bytes, algorithm, key_bytes: int | None = None) -> set:
-    """Raw digests the composefs EROFS image ``data`` references (framing checked; see the comment above).
-
-    With ``key_bytes``, only that many leading bytes of each digest (the mark's live keys), cut
-    without building the full digests. Fast path: one ``findall`` per xattr, valid when it matched
-    as many entries as the entry header occurs in the image (``count`` of a literal that cannot
-    overlap itself); otherwise, as when a crafted value swallows the head of a real entry or a
-    redirect is not ``/xx/rest``, every occurrence is decoded one by one.
-    """
-    erofs_reader.read_image(data)
-    size = algorithm.digest_size
-    keep = size if key_bytes is None else min(key_bytes, size)
-    metacopy_head = _entry_head(_METACOPY, 4 + size) + erofs_layout.encode_metacopy(b"\0" * size, algorithm.kernel_id)[:4]
-    digests = re.findall(re.escape(metacopy_head) + b"(.{%d}).{%d}" % (keep, size - keep), data, re.S)
-    if len(digests) == data.count(metacopy_head):
-        found = set(digests)
-    else:
-        found = {data[m.end():m.end() + size] for m in re.finditer(re.escape(metacopy_head), data)}
-        found = {raw[:keep] for raw in found if len(raw) == size}
-    # Redirects as composefs writes them, "/xx/rest": all values joined, the "/" after "xx" checked
-    # by a strided slice, the rest hex-decoded at once.
-    width = 2 * size + 1
-    values = re.findall(re.escape(_entry_head(_REDIRECT, width + 1) + b"/") + b"(.{%d})" % width, data, re.S)
-    joined = b"".join(values)
-    fast = len(values) == data.count(_REDIRECT) and joined[2::width] == b"/" * len(values) \
-        and joined.count(b"/") == len(values)
-    if fast:
-        try:
-            raw = bytes.fromhex(joined.translate(None, b"/").decode("ascii"))
-        except (ValueError, UnicodeDecodeError):
-            fast = False
-    if fast:
-        found.update(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(keep, len(raw) + keep, size))))
-    else:
-        found.update(raw[:keep] for raw in _redirect_references(data, size))
-    return found
-
-
-def _redirect_references(data: bytes, size: int) -> set:
-    """Every ``trusted.overlay.redirect`` entry decoded one by one (the object path is its last 2N+1 bytes)."""
-    found = set()
-    for match in re.finditer(re.escape(_REDIRECT), data):
-        start = match.start()
-        if start < 4 or data[start - 4] != len(_REDIRECT) or data[start - 3] != _TRUSTED_INDEX:
-            continue
-        value = data[match.end():match.end() + int.from_bytes(data[start - 2:start], "little")]
-        path = value[1:] if value[:1] == b"/" else value
-        path = path[-(2 * size + 1):]
-        if len(path) == 2 * size + 1 and path[2:3] == b"/":
-            try:
-                found.add(bytes.fromhex((path[:2] + path[3:]).decode("ascii")))
-            except ValueError:
-                continue
-    return found
-
-
 def _read_all(fd: int) -> bytes:
     """The whole file: one read of its size (no copy to join chunks), more only if it grew."""
     data = os.read(fd, max(os.fstat(fd).st_size, 1))
@@ -523,7 +449,7 @@ class _Marker:
         if data is None:
             return
         try:
-            found = image_references(data, self.repo.algorithm, KEY_BYTES)
+            found = erofs_scan.scan_references(data, self.repo.algorithm, KEY_BYTES)
         except ComposefsError as err:
             self.errors.append("%s: EROFS image cannot be parsed: %s" % (where, err))
             return
@@ -683,22 +609,36 @@ class _SweepState:
         self.errors = []
         self.present = 0
 
-    def candidate(self, sub_fd: int, subdir: str, raw: bytes) -> None:
-        """A valid object name that is not live: to be removed when it is a regular file (one lstat)."""
-        name = raw[1:].hex()
+    def candidates(self, sub_fd: int, subdir: str, names: list, digests: list) -> None:
+        """Valid object names that are not live (and their raw digests): removed when a regular file (one lstat each).
+
+        Fast path (bench/bench_gc.py): the lstat calls and the checks of their results run in C
+        (``map``); a name that vanished or is no regular file sends the directory to the loop.
+        """
         try:
-            info = os.stat(name, dir_fd=sub_fd, follow_symlinks=False)
+            infos = list(map(functools.partial(os.lstat, dir_fd=sub_fd), names))
         except FileNotFoundError:
+            infos = None
+        if infos is not None and all(map(stat.S_ISREG, map(_ST_MODE, infos))):
+            self.remove.extend(zip(digests, map(_ST_SIZE, infos)))
+            self.present += len(infos)
             return
-        if not stat.S_ISREG(info.st_mode):
-            self.invalid.append((_where(self.repo, paths.OBJECTS, subdir, name), "not a regular file"))
-            return
-        self.present += 1
-        self.remove.append((raw, info.st_size))
+        for name, raw in zip(names, digests):
+            try:
+                info = os.lstat(name, dir_fd=sub_fd)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                self.remove.append((raw, info.st_size))
+                self.present += 1
+            else:
+                self.invalid.append((_where(self.repo, paths.OBJECTS, subdir, name), "not a regular file"))
 
     def one_by_one(self, sub_fd: int, subdir: str, names: list) -> None:
         """The slow path for a directory holding names that are no object names."""
         width = 2 * self.repo.algorithm.digest_size - 2
+        dead_names = []
+        dead = []
         for name in names:
             raw = paths.parse_object_name(subdir, name, self.repo.algorithm)
             if raw is None or len(name) != width:
@@ -709,7 +649,9 @@ class _SweepState:
             if live_key(raw) in self.live:
                 self.present += 1
             else:
-                self.candidate(sub_fd, subdir, raw)
+                dead_names.append(name)
+                dead.append(raw)
+        self.candidates(sub_fd, subdir, dead_names, dead)
 
     def subdir(self, objects_fd: int, subdir: str) -> None:
         try:
@@ -724,16 +666,20 @@ class _SweepState:
             if raw is None:
                 self.one_by_one(sub_fd, subdir, names)
                 return
-            # The live keys of every name, cut from the decoded names without building full digests.
+            # Fast path (bench/bench_gc.py): the live key of every name is cut from the decoded listing
+            # in C (no full digests, no per-name Python code); ``difference`` probes the live set once
+            # per name (``-=`` would copy the live part first); only the dead are located again (their
+            # index in the listing), named and lstat-ed.
             keys = list(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(KEY_BYTES, len(raw) + KEY_BYTES, size))))
-            dead = set(keys)
-            dead -= self.live
-            self.present += len(keys) - len(dead)
-            if dead:
-                position = dict(zip(keys, range(0, len(raw), size)))
-                for key in dead:
-                    start = position[key]
-                    self.candidate(sub_fd, subdir, raw[start:start + size])
+            dead = set(keys).difference(self.live)
+            if not dead:
+                self.present += len(keys)
+                return
+            indexes = list(itertools.compress(range(len(keys)), map(dead.__contains__, keys)))
+            self.present += len(keys) - len(indexes)
+            starts = list(map(size.__mul__, indexes))
+            self.candidates(sub_fd, subdir, list(map(names.__getitem__, indexes)),
+                            list(map(raw.__getitem__, map(slice, starts, map(size.__add__, starts)))))
         except OSError as err:
             self.errors.append("%s: cannot be listed: %s" % (_where(self.repo, paths.OBJECTS, subdir), err.strerror))
         finally:
@@ -976,12 +922,12 @@ def _remove_objects(repo, remove: tuple, sizes: tuple, step: Callable | None) ->
     try:
         index = 0
         while index < len(remove):
-            subdir = remove[index][:1].hex()
-            end = index
-            while end < len(remove) and remove[end][:1].hex() == subdir:
+            first = remove[index][0]
+            end = index + 1
+            while end < len(remove) and remove[end][0] == first:
                 end += 1
             try:
-                sub_fd = os.open(subdir, _DIR_FLAGS, dir_fd=objects_fd)
+                sub_fd = os.open("%02x" % first, _DIR_FLAGS, dir_fd=objects_fd)
             except FileNotFoundError:
                 index = end
                 continue
@@ -992,9 +938,7 @@ def _remove_objects(repo, remove: tuple, sizes: tuple, step: Callable | None) ->
                         step("object", raw.hex())
                     try:
                         os.unlink(raw[1:].hex(), dir_fd=sub_fd)
-                    except FileNotFoundError:
-                        continue
-                    except IsADirectoryError:
+                    except (FileNotFoundError, IsADirectoryError):
                         continue
                     removed.append(raw)
                     total += sizes[position]

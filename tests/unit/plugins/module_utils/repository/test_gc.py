@@ -551,39 +551,3 @@ def test_crash_at_any_step_keeps_live_data_and_a_rerun_converges(built, fsverity
             if entry != "images/" + "cd" * 32:
                 assert os.path.exists(os.path.join(str(work), entry.split("/")[0], text)), (number, entry)
         assert _run_to_end(work) == expected_end, number
-
-
-# --- EROFS references: the byte scan against composefs-info and the structural reader -----------------
-
-
-def test_image_references_match_composefs_info(built, composefs_oracle):
-    from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity  # pylint: disable=import-outside-toplevel
-
-    for image in (built.a, built.b, built.app):
-        for object_id in (image.plain_id, image.boot_id):
-            path = os.path.join(str(built.root), "objects", object_id[:2], object_id[2:])
-            with open(path, "rb") as handle:
-                data = handle.read()
-            found = {raw.hex() for raw in gc.image_references(data, fsverity.SHA256)}
-            assert found == erofs_objects(composefs_oracle, path)
-
-
-def _entry(suffix, value):
-    return struct.pack("<BBH", len(suffix), 4, len(value)) + suffix + value
-
-
-def test_image_references_find_entries_a_crafted_value_would_swallow(built):
-    """A fake metacopy head whose 32 'digest' bytes cover the head of a real entry: both are found."""
-    from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity  # pylint: disable=import-outside-toplevel
-
-    path = os.path.join(str(built.root), "objects", built.a.boot_id[:2], built.a.boot_id[2:])
-    with open(path, "rb") as handle:
-        image = handle.read()
-    real_meta, real_redirect, odd_redirect = b"\x11" * 32, b"\x22" * 32, b"\x33" * 32
-    meta_head = struct.pack("<BBH", 16, 4, 36) + b"overlay.metacopy" + bytes([0, 36, 0, 1])
-    tail = meta_head + b"\x00" * 8 + _entry(b"overlay.metacopy", bytes([0, 36, 0, 1]) + real_meta)
-    tail += _entry(b"overlay.redirect", b"/" + real_redirect.hex()[:2].encode() + b"/" + real_redirect.hex()[2:].encode())
-    tail += _entry(b"overlay.redirect", b"/prefix/" + odd_redirect.hex()[:2].encode() + b"/" + odd_redirect.hex()[2:].encode())
-    found = gc.image_references(image + tail, fsverity.SHA256)
-    assert {real_meta, real_redirect, odd_redirect} <= found
-    assert gc.image_references(image, fsverity.SHA256) <= found
