@@ -16,7 +16,8 @@ and prints the best and median wall times and the ratio of the best times. Targe
 difference is building and shipping the module with its module_utils, and running it. The
 in-process time of ``read_status`` is printed too, to tell the two apart, and the CPU time of
 each command (with everything it waited for: the forked worker and the module process), which
-shows the same ratio with less noise on a busy machine.
+shows the same ratio with less noise on a busy machine. The load average before and after the
+runs is printed with them.
 """
 
 import argparse
@@ -98,6 +99,7 @@ def main(argv=None):
     parser.add_argument("--usage", action="store_true", help="run the status with usage=true")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="bench-status-")
+    load_before = os.getloadavg()[0]
     try:
         built = simhost.build_host(os.path.join(workdir, "host"), simhost.preset_spec(args.preset))
         env = _env()
@@ -121,6 +123,8 @@ def main(argv=None):
     ratio = best["status"] / best["ping"]
     print("host: simhost preset %s, %d deployments, %s; %d interleaved runs each after one warm-up"
           % (args.preset, deployments, built["variant"], args.runs))
+    print("load average %.2f before, %.2f after, on %d CPUs (other processes slow both commands, not always alike)"
+          % (load_before, os.getloadavg()[0], os.cpu_count()))
     for name in ("ping", "status"):
         print("%-6s wall best %.3fs  median %.3fs   CPU best %.3fs" % (name, best[name], statistics.median(times[name]),
                                                                        best_cpu[name]))
