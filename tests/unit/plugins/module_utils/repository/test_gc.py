@@ -1,14 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, bootc.composefs maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests for repository/gc.py: mark, sweep plan and apply on hand-built repositories.
+"""Tests for repository/gc.py: plans and their application on hand-built repositories (end to end).
 
 Repositories come from the independent builders (``image_repo.ImageRepo``: object names from the
 ``fsverity digest`` oracle, splitstreams assembled field by field with the ``zstd`` CLI, EROFS
 images by ``mkcomposefs``). Expected values are what was built (each image's ``closure``), what
 is on disk (``os.walk`` / ``os.lstat``), the ``fsverity`` oracle (surviving objects are intact)
 and ``composefs-info objects`` (what an EROFS image references); never a first run of the code
-under test.
+under test. The steps have their own files: test_gc_snapshot.py, test_gc_roots.py, test_gc_mark.py,
+test_gc_sweep.py (they share the builders and oracles of this file).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def entries_of(image, repo_root):
     return {n for n in names if os.path.lexists(os.path.join(str(repo_root), n))}
 
 
-# --- mark and sweep ----------------------------------------------------------------------------------
+# --- end to end: plan, then apply ---------------------------------------------------------------------
 
 
 def test_all_tagged_only_garbage_goes(built, fsverity_tool):
@@ -148,31 +149,6 @@ def test_all_tagged_only_garbage_goes(built, fsverity_tool):
     assert_intact(fsverity_tool, built.root, built.live(built.a, built.b, built.app))
 
 
-def test_simulated_untag_equals_the_real_run(built, fsverity_tool):
-    """The plan made before a tag is removed deletes exactly what the run after the removal deletes."""
-    before = objects_on_disk(built.root)
-    expected = built.a.closure - built.live(built.b, built.app) | built.garbage
-    plan = plan_of(built.root, remove_stream_refs=[built.tag_ref(built.a)])
-    assert set(plan.object_ids()) == expected
-    assert plan.objects_bytes == sum(before[i] for i in expected)
-    a_entries = entries_of(built.a, built.root) - {"streams/oci-layer-" + built.a.layers[0].diff_id}
-    assert {"%s/%s" % (c, n) for c, n, _t in plan.unlink_entries} == a_entries
-    os.unlink(os.path.join(str(built.root), "streams", "refs", built.tag_ref(built.a)))
-    result = apply_plan(built.root, plan)
-    assert result.validation == "plan"
-    assert sorted(raw.hex() for raw in result.removed_objects) == sorted(expected)
-    assert result.objects_bytes == plan.objects_bytes
-    assert set(objects_on_disk(built.root)) == set(before) - expected
-    assert not (set(entries_on_disk(built.root)) & a_entries)
-    assert_intact(fsverity_tool, built.root, built.live(built.b, built.app))
-
-
-def test_simulated_new_ref_protects_its_image(built):
-    os.unlink(os.path.join(str(built.root), "streams", "refs", built.tag_ref(built.a)))
-    plan = plan_of(built.root, add_stream_refs={built.tag_ref(built.a): "oci-manifest-" + built.a.manifest_digest})
-    assert set(plan.object_ids()) == built.garbage
-
-
 def test_foreign_tag_keeps_its_image_and_refs_are_never_removed(built, fsverity_tool):
     refs_before = refs_on_disk(built.root)
     plan = plan_of(built.root, remove_stream_refs=[built.tag_ref(built.a), built.tag_ref(built.b)])
@@ -180,127 +156,6 @@ def test_foreign_tag_keeps_its_image_and_refs_are_never_removed(built, fsverity_
     apply_plan(built.root, plan)
     assert refs_on_disk(built.root) == refs_before
     assert_intact(fsverity_tool, built.root, built.app.closure)
-
-
-def test_extra_image_root_keeps_the_image_and_what_it_references(built, fsverity_tool, composefs_oracle):
-    os.unlink(os.path.join(str(built.root), "streams", "refs", built.tag_ref(built.a)))
-    boot_path = os.path.join(str(built.root), "objects", built.a.boot_id[:2], built.a.boot_id[2:])
-    referenced = erofs_objects(composefs_oracle, boot_path)
-    assert referenced and referenced <= built.a.file_ids
-    plan = plan_of(built.root, extra_images=[built.a.boot_id])
-    removed = set(plan.object_ids())
-    assert not removed & (referenced | {built.a.boot_id})
-    assert removed == (built.a.closure - built.live(built.b, built.app) - referenced - {built.a.boot_id}) | built.garbage
-    assert plan.parsed_images == 1
-    apply_plan(built.root, plan)
-    assert_intact(fsverity_tool, built.root, referenced | {built.a.boot_id})
-
-
-def test_image_ref_root_is_parsed(built, composefs_oracle):
-    os.unlink(os.path.join(str(built.root), "streams", "refs", built.tag_ref(built.a)))
-    built.repo.builder.add_ref("images", "keep/boot", built.a.boot_id)
-    boot_path = os.path.join(str(built.root), "objects", built.a.boot_id[:2], built.a.boot_id[2:])
-    referenced = erofs_objects(composefs_oracle, boot_path)
-    plan = plan_of(built.root)
-    assert not set(plan.object_ids()) & (referenced | {built.a.boot_id})
-    assert "images/refs/keep/boot" in plan.roots.images[built.a.boot_id]
-
-
-def test_extra_stream_root(built):
-    os.unlink(os.path.join(str(built.root), "streams", "refs", built.tag_ref(built.a)))
-    plan = plan_of(built.root, extra_streams=["oci-manifest-" + built.a.manifest_digest, "oci-manifest-sha256:" + "0" * 64])
-    assert set(plan.object_ids()) == built.garbage
-
-
-def test_streams_are_followed_by_object_id_without_their_entry(built):
-    """composefs-rs would lose the layers of a config whose entry is gone; we walk the object the manifest names."""
-    os.unlink(os.path.join(str(built.root), "streams", "oci-config-" + built.a.config_digest))
-    plan = plan_of(built.root)
-    assert set(plan.object_ids()) == built.garbage
-    assert plan.errors == ()
-
-
-def test_config_erofs_images_are_kept_not_parsed(built):
-    plan = plan_of(built.root)
-    assert plan.parsed_images == 0
-    assert not {built.a.plain_id, built.a.boot_id} & set(plan.object_ids())
-
-
-def test_legacy_header_splitstreams_are_walked(built, zstd_tool):
-    data = rb.splitstream_bytes(zstd_tool, "sha256", CT_LAYER, 0, [], [bytes.fromhex(i) for i in built.garbage], b"",
-                                b"", legacy=True)
-    legacy = built.repo.object(data)
-    built.repo.entry("streams", "legacy-stream", legacy)
-    built.repo.builder.add_ref("streams", "legacy", "legacy-stream")
-    plan = plan_of(built.root)
-    assert plan.errors == () and plan.object_ids() == []
-
-
-# --- reported, not fatal -----------------------------------------------------------------------------
-
-
-def test_dangling_ref_is_reported_and_kept(built):
-    built.repo.builder.add_ref("streams", "oci/gone:1", "oci-manifest-sha256:" + "1" * 64)
-    plan = plan_of(built.root)
-    assert plan.errors == ()
-    assert [d["entry"] for d in plan.dangling_refs] == ["streams/oci-manifest-sha256:" + "1" * 64]
-    apply_plan(built.root, plan)
-    assert os.path.islink(os.path.join(str(built.root), "streams", "refs", "oci", "gone:1"))
-
-
-def test_entry_of_a_missing_object_is_reported_then_pruned(built):
-    missing = "ab" * 32
-    built.repo.builder.add_entry("streams", "half-written", missing)
-    built.repo.builder.add_ref("streams", "half", "half-written")
-    built.repo.builder.add_entry("images", "cd" * 32, "cd" * 32)
-    plan = plan_of(built.root)
-    assert plan.errors == ()
-    assert [d["entry"] for d in plan.dangling_refs] == ["streams/half-written"]
-    assert {(c, n) for c, n, _t in plan.prune_entries} == {("streams", "half-written"), ("images", "cd" * 32)}
-    result = apply_plan(built.root, plan)
-    assert set(result.pruned_entries) == {("streams", "half-written"), ("images", "cd" * 32)}
-    assert not os.path.lexists(os.path.join(str(built.root), "streams", "half-written"))
-    assert os.path.islink(os.path.join(str(built.root), "streams", "refs", "half"))
-
-
-def test_stream_ref_to_a_missing_object_is_reported(built, zstd_tool):
-    missing = bytes.fromhex("ef" * 32)
-    data = rb.splitstream_bytes(zstd_tool, "sha256", CT_LAYER, 0, [missing], [], b"0:child\0", b"")
-    parent = built.repo.object(data)
-    built.repo.entry("streams", "parent", parent)
-    built.repo.builder.add_ref("streams", "parent", "parent")
-    plan = plan_of(built.root)
-    assert plan.errors == ()
-    assert "ef" * 32 in plan.missing_objects
-
-
-def test_names_that_are_no_objects_are_reported_and_untouched(built):
-    base = os.path.join(str(built.root), "objects")
-    some = sorted(built.garbage)[0]
-    odd = {
-        os.path.join(base, some[:2], some[2:].upper()): "file",
-        os.path.join(base, some[:2], "short"): "file",
-        os.path.join(base, "ff", "e" * 62): "dir",
-        os.path.join(base, "fe", "d" * 62): "link",
-        os.path.join(base, ".tmp-object-abcdefabcdef"): "file",
-        os.path.join(base, "not-hex"): "dir",
-    }
-    for path, kind in odd.items():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if kind == "file":
-            with open(path, "wb") as handle:
-                handle.write(b"x")
-        elif kind == "dir":
-            os.mkdir(path)
-        else:
-            os.symlink("/etc/passwd", path)
-    plan = plan_of(built.root)
-    assert set(plan.object_ids()) == built.garbage
-    reported = {path for path, _problem in plan.invalid_objects}
-    assert reported == {p for p in odd if ".tmp-object-" not in p}
-    apply_plan(built.root, plan)
-    for path in odd:
-        assert os.path.lexists(path)
 
 
 # --- refusals: nothing at all is deleted --------------------------------------------------------------
