@@ -19,7 +19,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats.tree impor
     Symlink,
 )
 
-VECTORS = pathlib.Path(__file__).resolve().parents[6] / "shared" / "vectors" / "composefs-rs"
+VECTORS = pathlib.Path(__file__).resolve().parents[4] / "fixtures" / "vectors" / "composefs-rs"
 ROOT = b"/ 0 40755 2 0 0 0 0.0 - - -\n"
 DIGEST = "70a9125438f7255245f596c54cebb6621cb9a64f062752cf26763c1b690e7340"
 

@@ -17,7 +17,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats.tree impor
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.formats.erofs import erofs_snapshot
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.formats.erofs import erofs_treegen as treegen
 
-VECTORS = pathlib.Path(__file__).resolve().parents[7] / "shared" / "vectors" / "composefs-rs"
+VECTORS = pathlib.Path(__file__).resolve().parents[5] / "fixtures" / "vectors" / "composefs-rs"
 SIMPLE_SHA256 = "ad78678b31ec64586d235a68a2ab28a7d0a8440b191f5eb17dbacfdc59f3a7da"  # spec section 11.9
 
 

@@ -22,7 +22,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats.tree impor
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.formats.erofs import erofs_snapshot
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.formats.erofs import erofs_treegen as treegen
 
-VECTORS = pathlib.Path(__file__).resolve().parents[7] / "shared" / "vectors" / "composefs-rs"
+VECTORS = pathlib.Path(__file__).resolve().parents[5] / "fixtures" / "vectors" / "composefs-rs"
 
 
 def _simple_tree():
