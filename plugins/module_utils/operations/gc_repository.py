@@ -111,16 +111,13 @@ def resolve_live(state, repo, tagged: TaggedImages, live_verities: tuple, notes:
         has_image = False
         if repo is not None:
             if len(verity) != 2 * repo.algorithm.digest_size:
-                files = sorted({e.path for e in state.entries if e.verity == verity}) or [state.paths.boot_dir]
-                notes.errors.append("%s: boots %s deployment %s, but a %s repository names deployments by %d hex digits: "
-                                    "the entry is damaged (bootc cannot read it either); repair it"
-                                    % (", ".join(files), role, verity, repo.algorithm.name, 2 * repo.algorithm.digest_size))
+                notes.errors.append(_verity_length_error(state, repo, verity, role))
             elif is_hex(verity):
                 has_image = repo.image_object_id(verity) is not None
         if deployment is not None and deployment.manifest_digest is not None:
             digest = deployment.manifest_digest
             if tagged is not None and digest not in tagged.images:
-                check_manifest_readable(state, repo, deployment, notes)
+                check_manifest_readable(state, repo, tagged, deployment, notes)
             result.append(LiveDeployment(verity, role, (digest,), "origin", has_image))
             continue
         digests = []
@@ -142,16 +139,51 @@ def resolve_live(state, repo, tagged: TaggedImages, live_verities: tuple, notes:
     return tuple(result)
 
 
-def check_manifest_readable(state, repo, deployment, notes: PlanNotes) -> None:
-    """An error naming the origin when the manifest it names cannot be read (bootc's status fails then, spec 2.9)."""
+def _verity_length_error(state, repo, verity: str, role: str) -> str:
+    """The refusal for a deployment verity of the wrong length, naming the files that give it (entries, else the command line)."""
+    files = sorted({e.path for e in state.entries if e.verity == verity})
+    if not files:
+        files = [state.paths.cmdline_file if verity == state.booted_verity else state.paths.boot_dir]
+    return ("%s: names %s deployment %s, %d hex digits, but the deployments of a %s repository have %d (an fs-verity "
+            "digest of its images): the file is damaged (bootc cannot read it either); restore the verity"
+            % (", ".join(files), role, verity, len(verity), repo.algorithm.name, 2 * repo.algorithm.digest_size))
+
+
+def check_manifest_readable(state, repo, tagged: TaggedImages, deployment, notes: PlanNotes) -> None:
+    """An error naming the origin when the manifest it names cannot be read (bootc's status fails then, spec 2.9).
+
+    When the repository has no such manifest at all, the origin is the likely culprit (a damaged
+    digest): the message says so, with the tagged images whose config names the deployment's boot
+    image when there are some; when the repository has the manifest but cannot read it, the
+    repository is damaged and the image must be pulled again.
+    """
+    digest = deployment.manifest_digest
     try:
-        oci_image.open_image(repo, deployment.manifest_digest)
+        oci_image.open_image(repo, digest)
+        return
     except (OSError, ComposefsError) as err:
-        notes.errors.append("%s: names manifest %s, which cannot be read from the repository (%s); bootc's status fails "
-                            "too, and what %s deployment %s needs could be taken for unused: repair the origin if it is "
-                            "damaged, or pull the image again" % (gc_safety.origin_file(state, deployment), deployment.manifest_digest,
-                                                                  str(err) if isinstance(err, ComposefsError) else err,
-                                                                  deployment.role, deployment.verity))
+        reason = str(err) if isinstance(err, ComposefsError) else "%s" % err
+    origin = gc_safety.origin_file(state, deployment)
+    stream_name = oci_digest.manifest_stream_name(digest)
+    what = ("bootc's status fails too, and what %s deployment %s needs could be taken for unused"
+            % (deployment.role, deployment.verity))
+    try:
+        in_repository = repo.has_stream(stream_name)
+    except (OSError, ComposefsError):
+        in_repository = True
+    if in_repository:
+        notes.errors.append("%s: names manifest %s, which the repository holds but cannot read (%s): the repository is "
+                            "damaged; %s: pull the image again" % (origin, digest, reason, what))
+        return
+    candidates = [d for d in tagged.by_erofs(deployment.verity) if d != digest]
+    if candidates:
+        advice = ("the repository's image %s boots this deployment (its config names images/%s): the origin is "
+                  "damaged; restore its [image] manifest_digest" % (" or ".join(candidates), deployment.verity))
+    else:
+        advice = ("the origin is likely damaged: restore its [image] manifest_digest (if it is right, the image "
+                  "was removed from the repository: pull it again)")
+    notes.errors.append("%s: names manifest %s, which is not in the repository (no streams/%s); %s; %s"
+                        % (origin, digest, stream_name, what, advice))
 
 
 def is_hex(text: str) -> bool:

@@ -17,6 +17,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import Plan
 from ansible_collections.bootc.composefs.tests.unit.builders import host_tree
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.operations.test_gc import (
     Garbage,
+    bootc_tag_file,
     plan,
     run,
     tree_digest,
@@ -251,3 +252,50 @@ def test_legacy_boot_layout_allows_the_other_phases(host):
     _legacy_boot_layout(host)
     result = run(host.host, boot_binaries=False)
     assert result.as_dict()["objects_removed"] == len(host.stale_unique())
+
+
+# --- what the refusals say (harness finding 8: name the damaged file, give the right advice) ----------
+
+
+def _errors(host):
+    the_plan = plan(host.host)
+    assert the_plan.errors
+    return the_plan.errors
+
+
+def test_an_origin_naming_a_manifest_the_repository_never_had_is_called_damaged(host):
+    """The origin's digest is damaged: the message names the origin and the image that really boots the deployment."""
+    rollback = host.images["rollback"]
+    path = _origin_names_an_unknown_manifest(host)
+    error, = [e for e in _errors(host) if e.startswith(path + ":")]
+    assert "is not in the repository" in error and "the origin is damaged" in error
+    assert rollback.manifest_digest in error and "images/" + rollback.boot_id in error
+    assert "pull" not in error
+
+
+def test_an_origin_naming_a_manifest_no_image_boots_is_still_blamed_first(host):
+    """No tagged image names the deployment's boot image either: repair the origin first, pull only if it is right."""
+    rollback = host.images["rollback"]
+    os.unlink(str(host.host.repo.root / "streams" / "refs" / "oci" / bootc_tag_file(rollback.manifest_digest)))
+    os.unlink(str(host.host.repo.root / "streams" / ("oci-manifest-" + rollback.manifest_digest)))
+    path = str(host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin"))
+    error, = [e for e in _errors(host) if e.startswith(path + ":")]
+    assert "is not in the repository" in error and "the origin is likely damaged" in error
+    assert error.index("restore its [image] manifest_digest") < error.index("pull it again")
+
+
+def test_a_manifest_the_repository_holds_but_cannot_read_is_the_repositorys_fault(host):
+    """The origin is right, the repository's manifest stream is damaged: pull the image again."""
+    rollback = host.images["rollback"]
+    os.unlink(str(host.host.repo.root / "streams" / "refs" / "oci" / bootc_tag_file(rollback.manifest_digest)))
+    _corrupt_object(host, rollback.manifest_stream_id, 40)
+    path = str(host.host.tree.state / rollback.boot_id / (rollback.boot_id + ".origin"))
+    error, = [e for e in _errors(host) if e.startswith(path + ":")]
+    stream = "objects/%s/%s" % (rollback.manifest_stream_id[:2], rollback.manifest_stream_id[2:])
+    assert "the repository holds but cannot read" in error and stream in error and error.endswith("pull the image again")
+
+
+def test_a_verity_of_the_wrong_length_names_the_entry_and_both_lengths(host):
+    path = _verity_of_another_length_in_entry(host)
+    error, = [e for e in _errors(host) if "hex digits" in e]
+    assert error.startswith(path + ":") and "128 hex digits" in error and "have 64" in error
