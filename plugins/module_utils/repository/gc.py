@@ -215,6 +215,7 @@ class RepoGcResult:
     kept_objects: int = 0
 
     def as_dict(self, list_objects: bool = False) -> dict:
+        """Plain data for a module result; object ids only with ``list_objects``."""
         data = {"objects_removed": self.objects_removed, "objects_bytes": self.objects_bytes,
                 "images_pruned": self.images_pruned, "streams_pruned": self.streams_pruned,
                 "pruned_entries": ["%s/%s" % e for e in self.pruned_entries], "validation": self.validation,

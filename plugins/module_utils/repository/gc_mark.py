@@ -240,6 +240,7 @@ class _Marker:
         return True
 
     def result(self) -> MarkResult:
+        """What the pass found, as a :class:`MarkResult`."""
         return MarkResult(live=self.live, walked_streams=len(self.walked),
                           parsed_images=self.images, errors=tuple(self.errors), dangling_refs=tuple(self.dangling),
                           missing_objects=dict(self.missing))

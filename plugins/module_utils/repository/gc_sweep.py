@@ -135,6 +135,7 @@ class _SweepState:
         self.candidates(sub_fd, subdir, dead_names, dead)
 
     def subdir(self, objects_fd: int, subdir: str) -> None:
+        """Sweep ``objects/<subdir>``: count the live, plan the dead, report what is no object."""
         try:
             sub_fd = os.open(subdir, _DIR_FLAGS, dir_fd=objects_fd)
         except OSError as err:
