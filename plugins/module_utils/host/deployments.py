@@ -20,7 +20,10 @@ How ``load_host`` reads a host, strictly read-only:
    bootc uses ``grub2/user.cfg`` as soon as the file exists; a ``user.cfg`` holding only a GRUB
    password then hides every BLS entry (Open question 8). We use the source that actually names
    deployments; if both do, the booted deployment's origin ``boot_type`` decides (``uki`` ⇒ GRUB
-   menu), then the source naming B, then BLS, with a ``conflicting-boot-types`` finding.
+   menu), then the source naming B, then BLS, with a ``conflicting-boot-types`` finding. The
+   identified entries of the other source are kept too (``unchosen_entries``), and every file a
+   bootloader may read entries from, below the boot dir and the ESP, is read once for the boot
+   artifact names written in it (``entry_files``), for a garbage collection to keep what they name.
 4. State dirs: directories in ``<sysroot>/state/deploy``; anything else there is reported.
 5. For each verity named by an entry (configured, then staged, each in menu order, as bootc
    iterates): its state dir, origin, and, if the origin has no ``manifest_digest``, its legacy
@@ -34,7 +37,9 @@ How ``load_host`` reads a host, strictly read-only:
 
 Deliberate differences from bootc, each a documented bootc bug or abort:
 
-* Foreign entries (fwupd, memtest, other OSes; bootc#2228) are listed apart and ignored.
+* Foreign entries (fwupd, memtest, other OSes; bootc#2228) are listed apart and ignored; damaged
+  ones (they look like bootc's but cannot be identified, on which bootc's listing fails) are
+  listed apart too and reported as ``damaged-entry``.
 * ``rollback_queued`` means "the default entry (first configured bootc entry in menu order) does
   not boot B" (Open question 1). bootc's literal value, inverted for GRUB + BLS and for
   systemd-boot/grub-cc + UKI, is kept as ``rollback_queued_bootc`` for parity reports.
@@ -147,7 +152,14 @@ class Deployment:
 
 @dataclass(frozen=True)
 class HostState:
-    """Everything the read side knows about a host; see the module docstring for the rules."""
+    """Everything the read side knows about a host; see the module docstring for the rules.
+
+    ``entries``: the chosen source's entries that boot a deployment (configured, then staged, menu
+    order); ``foreign_entries`` / ``damaged_entries``: the entries of both sources that boot nothing
+    identifiable, other tools' / bootc-looking ones; ``unchosen_entries``: the entries of the source
+    not chosen that boot a deployment (GRUB classic only); ``entry_files``: every file a bootloader
+    may read entries from, below the boot dir and the ESP (``entries.EntryFile``).
+    """
 
     paths: HostPaths
     bootloader: Bootloader
@@ -160,6 +172,9 @@ class HostState:
     boot_type: str | None
     entries: tuple
     foreign_entries: tuple
+    damaged_entries: tuple
+    unchosen_entries: tuple
+    entry_files: tuple
     menu_order: tuple
     deployments: tuple
     staged_deployment: StagedDeployment | None
@@ -407,6 +422,9 @@ def load_host(paths: HostPaths, bootloader_kind: str | None = None) -> HostState
         boot_type=boot_type,
         entries=tuple(listed),
         foreign_entries=bls_set.foreign + (grub_set.foreign if grub_set is not None else ()),
+        damaged_entries=bls_set.damaged + (grub_set.damaged if grub_set is not None else ()),
+        unchosen_entries=(bls_set if chosen is grub_set else grub_set).composefs if grub_set is not None else (),
+        entry_files=entries.list_entry_files(paths, [paths.boot_dir] + ([paths.esp] if paths.esp != paths.boot_dir else [])),
         menu_order=menu,
         deployments=deployments,
         staged_deployment=marker,

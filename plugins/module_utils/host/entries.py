@@ -23,17 +23,30 @@ update is staged, the booted entry appears in both the configured and the staged
 Unlike bootc, one odd entry never aborts the listing:
 
 * an entry that cannot be tied to a deployment (no ``version``, no ``composefs=`` in a Type1
-  entry, an EFI path that is not a bootc UKI: ``fwupd.conf``, memtest, another OS) is kept as
-  *foreign* (``verity`` None, ``problem`` says why) and reported as ``foreign-entry``;
+  entry, an EFI path that is not a bootc UKI) keeps ``verity`` None and says why in ``problem``.
+  If it still looks like bootc's, it is *damaged* (``damaged``, reported as ``damaged-entry``):
+  a BLS file named ``bootc_*`` (bootc's scheme, spec §1.7), a ``sort-key bootc-*``, or
+  ``composefs=`` / a ``bootc_composefs-`` path in its ``options``, ``linux``, ``initrd`` or ``efi``
+  (a GRUB menuentry: its ``chainloader``, ``options`` or title; a ``.conf`` that does not parse:
+  its whole text). bootc's listing fails on such an entry, and the deployment it boots could be
+  taken for unused. Otherwise it is *foreign* (``fwupd.conf``, memtest, another OS) and reported
+  as ``foreign-entry``;
 * an entry whose verity is known but whose kernel/UKI path yields no artifact name keeps its
   verity (it still protects its deployment) with ``artifact`` None and ``problem`` set;
-* a verity that is not a safe single path component (``composefs=../x``) makes the entry foreign,
-  since it would be used to build state-dir paths;
+* a verity that is not a safe single path component (``composefs=../x``) leaves the entry
+  unidentified (damaged: it carries ``composefs=``), since it would be used to build state-dir paths;
 * a file that cannot be read, or a ``user.cfg`` that does not parse, is reported as
   ``unreadable-file`` and contributes no entries.
 
 Order within each set: BLS entries by file name (bytes); menuentries in file order. Menu order is
 a separate step (``menuorder``).
+
+Entry files (``list_entry_files``): every regular file of ``loader/entries`` and
+``loader/entries.staged`` below each root given (the boot dir and the ESP), ``.conf`` or not,
+and ``grub2/user.cfg[.staged]`` below each, read once, with every boot artifact name written in
+it (``bootc_composefs-<name>``, ``.efi`` / ``.efi.extra.d`` stripped) or the reason it could not
+be read. A bootloader may read any of them, whatever source the host layer chose: a garbage
+collection keeps every binary they name.
 
 Which source a GRUB classic host uses (``choose_source``, Open question 8): bootc switches to the
 GRUB menu as soon as ``grub2/user.cfg`` exists, so a ``user.cfg`` written by ``grub2-setpassword``
@@ -46,15 +59,34 @@ systemd-boot and grub-cc always use BLS.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, findings, grub
 
-__all__ = ["BootEntry", "EntrySet", "list_bls_entries", "list_grub_entries", "choose_source", "SOURCE_BLS", "SOURCE_GRUB"]
+__all__ = [
+    "BootEntry",
+    "EntrySet",
+    "EntryFile",
+    "list_bls_entries",
+    "list_grub_entries",
+    "list_entry_files",
+    "artifact_names_in",
+    "choose_source",
+    "SOURCE_BLS",
+    "SOURCE_GRUB",
+]
 
 SOURCE_BLS = "bls"
 SOURCE_GRUB = "grub"
+# Any "bootc_composefs-<name>" written in an entry file names a boot artifact (linux, initrd,
+# efi/uki, chainloader paths; also in entries nothing else identifies).
+_ARTIFACT_TOKEN = re.compile(re.escape(artifact.ARTIFACT_PREFIX) + r"([A-Za-z0-9_.+-]+)")
+# What makes an unidentified entry bootc's: its file name, its sort-key, what its paths and options say.
+_BOOTC_FILE_PREFIX = "bootc_"
+_BOOTC_SORT_KEY_PREFIX = "bootc-"
+_BOOTC_MARKS = ("composefs=", artifact.ARTIFACT_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -62,7 +94,8 @@ class BootEntry:
     """One boot entry, configured or staged, from a ``.conf`` file or a ``user.cfg`` menuentry.
 
     ``name`` is the ``.conf`` file name (BLS) or the menuentry title (GRUB); ``position`` the index
-    of the menuentry in its file (0 for BLS). ``verity`` is None for a foreign entry.
+    of the menuentry in its file (0 for BLS). ``verity`` is None for an entry we cannot identify,
+    foreign or ``damaged`` (one that looks like bootc's, see the module docstring).
     """
 
     source: str
@@ -76,10 +109,11 @@ class BootEntry:
     problem: str | None
     bls: bls.BlsEntry | None = None
     menuentry: grub.MenuEntry | None = None
+    damaged: bool = False
 
     @property
     def foreign(self) -> bool:
-        """True if the entry boots no deployment we can identify."""
+        """True if the entry boots no deployment we can identify (a foreign or a damaged entry)."""
         return self.verity is None
 
     @property
@@ -115,8 +149,22 @@ class EntrySet:
 
     @property
     def foreign(self) -> tuple:
-        """Entries that boot nothing we can identify (configured then staged)."""
-        return tuple(entry for entry in self.all if entry.foreign)
+        """Entries of other tools: nothing we can identify, nothing bootc's (configured then staged)."""
+        return tuple(entry for entry in self.all if entry.foreign and not entry.damaged)
+
+    @property
+    def damaged(self) -> tuple:
+        """Entries that look like bootc's but boot nothing we can identify (configured then staged)."""
+        return tuple(entry for entry in self.all if entry.damaged)
+
+
+@dataclass(frozen=True)
+class EntryFile:
+    """A file a bootloader may read entries from: the boot artifact names written in it, or why it could not be read."""
+
+    path: str
+    artifact_names: frozenset
+    problem: str | None = None
 
 
 def _identify(derive_verity, derive_artifact, value) -> tuple:
@@ -132,19 +180,31 @@ def _identify(derive_verity, derive_artifact, value) -> tuple:
         return verity, None, err.message
 
 
+def _marked_as_bootc(texts) -> bool:
+    return any(mark in text for text in texts for mark in _BOOTC_MARKS)
+
+
 def _bls_entry(path: str, name: str, text: str, staged: bool) -> BootEntry:
+    bootc_name = name.startswith(_BOOTC_FILE_PREFIX)
     try:
         parsed = bls.parse_bls_entry(text)
     except FormatError as err:
         return BootEntry(source=SOURCE_BLS, path=path, name=name, staged=staged, position=0, boot_type=None,
-                         verity=None, artifact=None, problem=err.message)
+                         verity=None, artifact=None, problem=err.message, damaged=bootc_name or _marked_as_bootc([text]))
     verity, name_of_artifact, problem = _identify(bls.entry_verity, bls.entry_artifact, parsed)
+    damaged = verity is None and (bootc_name or (parsed.sort_key or "").startswith(_BOOTC_SORT_KEY_PREFIX)
+                                  or _marked_as_bootc([parsed.options or "", parsed.linux or "", parsed.efi or ""]
+                                                      + list(parsed.initrd)))
     return BootEntry(source=SOURCE_BLS, path=path, name=name, staged=staged, position=0, boot_type=parsed.boot_type,
-                     verity=verity, artifact=name_of_artifact, problem=problem, bls=parsed)
+                     verity=verity, artifact=name_of_artifact, problem=problem, bls=parsed, damaged=damaged)
 
 
 def _note_entry(entry: BootEntry, found: list) -> None:
-    if entry.foreign:
+    if entry.damaged:
+        found.append(findings.Finding(findings.DAMAGED_ENTRY, entry.path,
+                                      "boot entry %r looks like bootc's but cannot be tied to a deployment (%s)"
+                                      % (entry.name, entry.problem)))
+    elif entry.foreign:
         found.append(findings.Finding(findings.FOREIGN_ENTRY, entry.path,
                                       "boot entry %r is not a bootc deployment and is ignored: %s" % (entry.name, entry.problem)))
     elif entry.artifact is None:
@@ -193,8 +253,9 @@ def list_bls_entries(paths, entries_root: str) -> EntrySet:
 
 def _menuentry(path: str, position: int, entry: grub.MenuEntry, staged: bool) -> BootEntry:
     verity, name_of_artifact, problem = _identify(grub.menuentry_verity, grub.menuentry_artifact, entry)
+    damaged = verity is None and _marked_as_bootc([entry.chainloader, entry.options, entry.title])
     return BootEntry(source=SOURCE_GRUB, path=path, name=entry.title, staged=staged, position=position, boot_type="uki",
-                     verity=verity, artifact=name_of_artifact, problem=problem, menuentry=entry)
+                     verity=verity, artifact=name_of_artifact, problem=problem, menuentry=entry, damaged=damaged)
 
 
 def list_grub_entries(paths, boot_dir: str) -> EntrySet:
@@ -219,6 +280,42 @@ def list_grub_entries(paths, boot_dir: str) -> EntrySet:
         sets.append(tuple(entries))
     return EntrySet(source=SOURCE_GRUB, configured=sets[0], staged=sets[1], findings=tuple(found),
                     has_password=has_password)
+
+
+def artifact_names_in(text: str) -> frozenset:
+    """Every boot artifact name written in ``text`` as ``bootc_composefs-<name>`` (``.efi``, ``.efi.extra.d`` stripped)."""
+    names = set()
+    for token in _ARTIFACT_TOKEN.findall(text):
+        for suffix in (artifact.ADDON_DIR_SUFFIX, artifact.UKI_SUFFIX):
+            if token.endswith(suffix):
+                token = token[:-len(suffix)]
+                break
+        names.add(token)
+    return frozenset(names)
+
+
+def _entry_file(paths, path: str) -> EntryFile | None:
+    try:
+        text = paths.read_text(path)
+    except (OSError, ComposefsError) as err:
+        return EntryFile(path, frozenset(), "cannot be read: %s" % _reason(err))
+    return None if text is None else EntryFile(path, artifact_names_in(text))
+
+
+def list_entry_files(paths, roots) -> tuple:
+    """An :class:`EntryFile` per file a bootloader may read entries from below each of ``roots`` (see the module docstring)."""
+    found = []
+    for root in roots:
+        for sub in (bls.ENTRIES_DIR, bls.STAGED_ENTRIES_DIR):
+            directory = os.path.join(root, sub)
+            try:
+                listing = paths.scan_dir(directory) or []
+            except (OSError, ComposefsError) as err:
+                found.append(EntryFile(directory, frozenset(), "cannot be listed: %s" % _reason(err)))
+                continue
+            found.extend(_entry_file(paths, item.path) for item in listing if item.kind == "file")
+        found.extend(_entry_file(paths, os.path.join(root, name)) for name in (grub.USER_CFG, grub.USER_CFG_STAGED))
+    return tuple(item for item in found if item is not None)
 
 
 def choose_source(bls_set: EntrySet, grub_set: EntrySet | None, booted_verity: str, booted_boot_type: str | None) -> tuple:

@@ -15,7 +15,8 @@ Codes (the ``CODES`` tuple is the complete list):
 |---|---|
 | ``orphan-state-dir`` | ``state/deploy/<v>/`` that no boot entry (configured or staged) names |
 | ``entry-without-state-dir`` | a boot entry whose ``composefs=`` verity has no state dir (bootc skips it) |
-| ``foreign-entry`` | a boot entry we cannot tie to a deployment (fwupd, memtest, another OS) |
+| ``foreign-entry`` | a boot entry we cannot tie to a deployment and that is not bootc's (fwupd, memtest, another OS) |
+| ``damaged-entry`` | a boot entry that looks like bootc's (``bootc_*`` file, ``bootc-*`` sort-key, ``composefs=``) but cannot be identified |
 | ``unreadable-file`` | a file that exists but cannot be read or parsed (the message says why) |
 | ``missing-origin`` | a state dir without ``<v>.origin`` (bootc hides the deployment) |
 | ``legacy-boot-layout`` | boot artifacts without the ``bootc_composefs-`` prefix (pre-migration) |
@@ -38,6 +39,7 @@ __all__ = [
     "ORPHAN_STATE_DIR",
     "ENTRY_WITHOUT_STATE_DIR",
     "FOREIGN_ENTRY",
+    "DAMAGED_ENTRY",
     "UNREADABLE_FILE",
     "MISSING_ORIGIN",
     "LEGACY_BOOT_LAYOUT",
@@ -53,6 +55,7 @@ __all__ = [
 ORPHAN_STATE_DIR = "orphan-state-dir"
 ENTRY_WITHOUT_STATE_DIR = "entry-without-state-dir"
 FOREIGN_ENTRY = "foreign-entry"
+DAMAGED_ENTRY = "damaged-entry"
 UNREADABLE_FILE = "unreadable-file"
 MISSING_ORIGIN = "missing-origin"
 LEGACY_BOOT_LAYOUT = "legacy-boot-layout"
@@ -68,6 +71,7 @@ CODES = (
     ORPHAN_STATE_DIR,
     ENTRY_WITHOUT_STATE_DIR,
     FOREIGN_ENTRY,
+    DAMAGED_ENTRY,
     UNREADABLE_FILE,
     MISSING_ORIGIN,
     LEGACY_BOOT_LAYOUT,

@@ -17,6 +17,9 @@ phase             deletes                                                       
                   (a staged leftover)
 ================= ================================================================ ====================================
 
+What the entries use (:func:`referenced_names`) comes from the host layer, which reads every entry
+file once (``host.entries.list_entry_files``): nothing here reads an entry file.
+
 Live verities (:func:`live_verities`): every deployment ``load_host`` returns (booted, staged,
 rollback, other, and the ``unlisted`` ones bootc's status hides: Open question 7) plus any verity
 a boot entry names without a state dir (Open question 6).
@@ -25,7 +28,6 @@ a boot entry names without a state dir (Open question 6).
 from __future__ import annotations
 
 import os
-import re
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, HostError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, grub
@@ -34,11 +36,6 @@ from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import 
 from ansible_collections.bootc.composefs.plugins.module_utils.operations.gc_plan import BootBinaryRemoval, GcRequest, PlanNotes, StateDirRemoval
 
 __all__ = ["load_state", "referenced_names", "live_verities", "plan_boot_binaries", "plan_state_dirs", "paths_dict"]
-
-# Any "bootc_composefs-<name>" written in an entry file protects <name> (paths in linux, initrd,
-# efi/uki, chainloader lines, also of entries we cannot otherwise identify).
-_ARTIFACT_TOKEN = re.compile(re.escape(artifact.ARTIFACT_PREFIX) + r"([A-Za-z0-9_.+-]+)")
-
 
 def load_state(request: GcRequest):
     """The host as ``host.deployments.load_host`` reads it below the request's paths; HostError when it is no bootc composefs host."""
@@ -50,25 +47,15 @@ def load_state(request: GcRequest):
     return host_deployments.load_host(paths, bootloader_kind=request.bootloader)
 
 
-def entry_files(paths) -> list:
-    """Every boot entry file a bootloader may read: BLS sets below the boot dir and the ESP, GRUB menus."""
-    files = []
-    roots = [paths.boot_dir] + ([paths.esp] if paths.esp != paths.boot_dir else [])
-    for root in roots:
-        for sub in (bls.ENTRIES_DIR, bls.STAGED_ENTRIES_DIR):
-            directory = os.path.join(root, sub)
-            for item in paths.scan_dir(directory) or []:
-                if item.kind == "file":
-                    files.append(item.path)
-        for name in (grub.USER_CFG, grub.USER_CFG_STAGED):
-            files.append(os.path.join(root, name))
-    return files
-
-
 def referenced_names(state, notes: PlanNotes) -> frozenset:
-    """Artifact names no boot binary GC may remove: every entry's, foreign ones' and any written in an entry file."""
+    """Artifact names no boot binary GC may remove: those of every entry of both sources, and any written in an entry file.
+
+    Entry files (``state.entry_files``: both BLS sets and GRUB menus below the boot dir and the
+    ESP) are read by the host layer; one that could not be read is a refusal (it could name a
+    binary in use).
+    """
     names = set(state.artifact_names)
-    for entry in tuple(state.entries) + tuple(state.foreign_entries):
+    for entry in state.entries + state.unchosen_entries + state.foreign_entries + state.damaged_entries:
         for derive, value in ((bls.entry_artifact, entry.bls), (grub.menuentry_artifact, entry.menuentry)):
             if value is None:
                 continue
@@ -82,20 +69,11 @@ def referenced_names(state, notes: PlanNotes) -> frozenset:
                     names.add(artifact.artifact_from_linux_path(initrd).name)
                 except ComposefsError:
                     pass
-    try:
-        for path in entry_files(state.paths):
-            text = state.paths.read_text(path)
-            if text is None:
-                continue
-            for token in _ARTIFACT_TOKEN.findall(text):
-                for suffix in (artifact.ADDON_DIR_SUFFIX, artifact.UKI_SUFFIX):
-                    if token.endswith(suffix):
-                        token = token[:-len(suffix)]
-                        break
-                names.add(token)
-    except (OSError, ComposefsError) as err:
-        notes.errors.append("cannot read the boot entries to see which boot binaries they use: %s"
-                            % (str(err) if isinstance(err, ComposefsError) else err.strerror or err))
+    for entry_file in state.entry_files:
+        if entry_file.problem is not None:
+            notes.errors.append("%s: %s; the boot entries must be read to see which boot binaries they use: fix or "
+                                "remove the file" % (entry_file.path, entry_file.problem))
+        names.update(entry_file.artifact_names)
     return frozenset(names)
 
 

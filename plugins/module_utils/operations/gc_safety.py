@@ -7,7 +7,8 @@ Refusals (the plan records an error; ``apply_gc`` deletes nothing at all), where
 status would fail and more: any file the host layer could not read or parse (``unreadable-file``:
 entries, origins, ``.imginfo``, ``user.cfg``, the staged marker, listings); an entry whose verity
 is no digest of the repository's length, or one we cannot tie to a deployment that still looks
-like bootc's (``bootc_*`` file name, ``composefs=``, ``bootc_composefs-``); an origin without
+like bootc's (``damaged-entry``: ``bootc_*`` file name, ``sort-key bootc-*``, ``composefs=``,
+``bootc_composefs-``); an origin without
 ``manifest_digest`` and without ``.imginfo``, or naming a manifest the repository cannot give;
 conflicting boot types; anything but a directory in ``state/deploy``; a booted deployment no
 entry names (bootc's "Inconsistent state"); a symlink where bootc keeps real boot state
@@ -33,7 +34,7 @@ import re
 import stat
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError
-from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, findings, grub
+from ansible_collections.bootc.composefs.plugins.module_utils.host import bls, findings, grub
 from ansible_collections.bootc.composefs.plugins.module_utils.operations import gc_removal
 from ansible_collections.bootc.composefs.plugins.module_utils.operations.gc_plan import GcRequest, PlanNotes
 
@@ -42,8 +43,10 @@ __all__ = ["check_host_findings", "check_entries", "check_origins", "check_symli
 # Host-layer finding codes that make a GC refuse (something we could not read may protect something).
 # A stray entry in state/deploy (a state dir replaced by a symlink or a file) or a booted deployment
 # that no entry names both mean the boot state cannot be seen as bootc sees it.
+# A damaged entry (it looks like bootc's but cannot be identified) stops bootc's own listing, and
+# the deployment it boots would be taken for unused.
 _FATAL_ALWAYS = (findings.UNREADABLE_FILE, findings.STRAY_STATE_ENTRY, findings.BOOTED_WITHOUT_ENTRY,
-                 findings.CONFLICTING_BOOT_TYPES)
+                 findings.CONFLICTING_BOOT_TYPES, findings.DAMAGED_ENTRY)
 # Deployment verities are fs-verity digests: 128 hex digits (sha512), 64 in sha256 repositories.
 _VERITY = re.compile(r"\A(?:[0-9a-f]{64}|[0-9a-f]{128})\Z")
 # Where bootc writes real files and directories: a symlink there could hide entries from us.
@@ -61,7 +64,9 @@ def check_host_findings(state, request: GcRequest, notes: PlanNotes) -> None:
                    findings.BOOTED_WITHOUT_ENTRY: "the boot menu is not what bootc wrote, so nothing is judged unused "
                                                   "(bootc refuses too)",
                    findings.CONFLICTING_BOOT_TYPES: "the boot state is inconsistent, so nothing is judged unused "
-                                                    "(bootc's status fails too)"}[finding.code]
+                                                    "(bootc's status fails too)",
+                   findings.DAMAGED_ENTRY: "bootc's listing fails on it, and the deployment it boots could be taken for "
+                                           "unused: repair the entry"}[finding.code]
             notes.errors.append("%s: %s; %s" % (finding.path, finding.message, why))
         elif request.boot_binaries and finding.code in _FATAL_BOOT_BINARIES:
             notes.errors.append("%s: %s; run bootc once (it migrates legacy boot artifacts) or disable boot_binaries"
@@ -69,35 +74,16 @@ def check_host_findings(state, request: GcRequest, notes: PlanNotes) -> None:
 
 
 def check_entries(state, notes: PlanNotes) -> None:
-    """Errors for boot entries bootc would stop at (spec 2.1, 2.3, 2.9), so that we never act on what it cannot read.
+    """Errors for identified boot entries bootc would stop at (spec 2.1, 2.3, 2.9): a verity that is no fs-verity digest.
 
-    * an entry we identified whose ``composefs=`` value (or UKI name) is no fs-verity digest;
-    * an entry we could not tie to a deployment that still says it is bootc's: a ``bootc_*`` file
-      name, ``composefs=`` or ``bootc_composefs-`` in it (a damaged bootc entry; bootc's listing
-      fails on it, and the deployment it boots would be taken for unused). Entries of fwupd,
-      memtest or another OS say none of that and are ignored, as the host layer reports them.
+    Entries that look like bootc's but cannot be identified are the host layer's ``damaged-entry``
+    findings, refused with the other findings (:func:`check_host_findings`); entries of fwupd,
+    memtest or another OS (``foreign-entry``) are ignored.
     """
     for entry in state.entries:
         if not _VERITY.match(entry.verity):
             notes.errors.append("%s: boot entry %r boots %r, which is no deployment verity (64 or 128 lowercase hex "
                                 "digits); bootc cannot read it either: repair the entry" % (entry.path, entry.name, entry.verity))
-    for entry in state.foreign_entries:
-        if entry.bls is not None:
-            texts = [entry.bls.options or "", entry.bls.linux or "", entry.bls.efi or ""] + list(entry.bls.initrd)
-        elif entry.menuentry is not None:
-            texts = [entry.menuentry.chainloader, entry.menuentry.options, entry.menuentry.title]
-        else:
-            try:
-                texts = [state.paths.read_text(entry.path) or ""]
-            except (OSError, ComposefsError) as err:
-                notes.errors.append("%s: cannot be read: %s" % (entry.path, err))
-                continue
-        bootc_name = entry.bls is not None or entry.menuentry is None
-        bootc_name = bootc_name and os.path.basename(entry.path).startswith("bootc_")
-        if bootc_name or any("composefs=" in text or artifact.ARTIFACT_PREFIX in text for text in texts):
-            notes.errors.append("%s: boot entry %r looks like bootc's but cannot be tied to a deployment (%s); bootc's "
-                                "listing fails on it, and the deployment it boots could be taken for unused: repair the "
-                                "entry" % (entry.path, entry.name, entry.problem))
 
 
 def check_origins(state, notes: PlanNotes) -> None:

@@ -180,8 +180,41 @@ def test_fwupd_and_memtest_entries_are_ignored_2228(systemd_tree):
     state = _load(systemd_tree)
     assert _roles(state) == [("booted", BOOTED), ("staged", STAGED), ("rollback", R), ("other", O)]
     assert sorted(e.name for e in state.foreign_entries) == ["fwupd.conf", "memtest86+.conf"]
+    assert state.damaged_entries == ()
     assert _codes(state) == ["foreign-entry", "foreign-entry"]
     assert state.rollback_queued is False
+
+
+def test_a_damaged_bootc_entry_is_listed_apart_and_reported(systemd_tree):
+    """An entry with bootc's file name and sort-key that lost its version: damaged, not foreign."""
+    _systemd(systemd_tree)
+    path = systemd_tree.esp / "loader" / "entries" / "bootc_fedora-42.0-0.conf"
+    path.write_text(path.read_text().replace("version ", "verzion "))
+    systemd_tree.entry("fwupd.conf", "title Firmware Updater\nversion 1.9\nefi /EFI/fedora/fwupdx64.efi\n")
+    state = _load(systemd_tree)
+    assert [e.path for e in state.damaged_entries] == [str(path)]
+    assert [e.name for e in state.foreign_entries] == ["fwupd.conf"]
+    assert _codes(state) == ["damaged-entry", "foreign-entry", "orphan-state-dir"]
+    assert O not in [d.verity for d in state.deployments]
+
+
+def test_the_entry_source_not_chosen_and_every_entry_file_are_exposed(grub_tree):
+    """GRUB classic with both menus naming deployments: the BLS entries are chosen, the GRUB menu's are kept apart."""
+    _grub_bls(grub_tree)
+    grub_tree.user_cfg([BOOTED, R])
+    grub_tree.write(grub_tree.esp / "loader" / "entries" / "left-over.conf", "efi /EFI/Linux/bootc/bootc_composefs-old.efi\n")
+    state = _load(grub_tree)
+    assert state.entry_source == "bls"
+    assert [(e.source, e.verity) for e in state.unchosen_entries] == [("grub", BOOTED), ("grub", R)]
+    files = {f.path: f.artifact_names for f in state.entry_files}
+    assert files[str(grub_tree.esp / "loader" / "entries" / "left-over.conf")] == frozenset(["old"])
+    assert files[str(grub_tree.boot / "grub2" / "user.cfg")] == frozenset([BOOTED, R])
+    assert all(f.problem is None for f in state.entry_files)
+
+
+def test_no_other_source_on_systemd_boot(systemd_tree):
+    _systemd(systemd_tree)
+    assert _load(systemd_tree).unchosen_entries == ()
 
 
 def test_grub_password_user_cfg_does_not_hide_bls_entries_open_question_8(grub_tree):

@@ -1,4 +1,6 @@
-"""host/entries.py: listing configured and staged entries, foreign entries, source choice (spec §2.3, §6.3 case 5)."""
+"""host/entries.py: configured and staged entries, foreign and damaged entries, entry files, source choice (spec §2.3, §6.3 case 5)."""
+
+import errno
 
 import pytest
 
@@ -62,9 +64,10 @@ def test_unreadable_and_odd_entries(grub_tree):
     assert [e.name for e in listing.all] == ["escape.conf", "noparent.conf"]
     escape, noparent = listing.all
     assert escape.foreign and "path component" in escape.problem
+    assert escape.damaged and listing.damaged == (escape,) and listing.foreign == ()  # composefs= and a bootc_composefs- path
     assert (noparent.verity, noparent.artifact, noparent.foreign) == (A, None, False)
     assert "parent" in noparent.problem
-    assert sorted(f.code for f in listing.findings) == ["foreign-entry", "unknown-boot-artifact", "unreadable-file"]
+    assert sorted(f.code for f in listing.findings) == ["damaged-entry", "unknown-boot-artifact", "unreadable-file"]
 
 
 def test_missing_entries_dirs(grub_tree):
@@ -122,3 +125,92 @@ def test_choose_source(bls_verities, grub_verities, booted_type, expected, confl
 def test_choose_source_without_grub_set():
     chosen, why = entries.choose_source(_set("bls", []), None, A, "uki")
     assert chosen.source == "bls" and why is None
+
+
+# --- damaged (bootc's, unidentifiable) versus foreign (another tool's) ------------------------------------
+
+
+@pytest.mark.parametrize("file_name, text, damaged", [
+    pytest.param("bootc_fedora-42-1.conf", "title Fedora\nverzion 42\nlinux /boot/bootc_composefs-%s/vmlinuz\noptions composefs=%s\n" % (A, A),
+                 True, id="bootc-file-name-no-version"),
+    pytest.param("bootc_fedora-42-1.conf", "title Fedora\nversion 42\nlinux /boot/vmlinuz\noptions rw\n", True,
+                 id="bootc-file-name-only"),
+    pytest.param("custom.conf", "title X\nversion 1\nefi /EFI/x/grubx64.efi\nsort-key bootc-fedora-0\n", True, id="bootc-sort-key"),
+    pytest.param("rescue.conf", "title Rescue\nversion 1\nlinux /boot/bootc_composefs-%s/vmlinuz\n" % A, True,
+                 id="bootc-kernel-dir-no-options"),
+    pytest.param("cut.conf", "title Cut\nversion 1\nlinux /boot/vmlinuz\noptions rw composefs=\n", True, id="empty-composefs-value"),
+    pytest.param("initrd.conf", "title I\nversion 1\nlinux /vmlinuz\ninitrd /boot/bootc_composefs-x/initrd\noptions rw\n", True,
+                 id="bootc-initrd-path"),
+    pytest.param("broken.conf", "no key value lines at all composefs=%s\n" % A, True, id="unparsable-with-composefs"),
+    pytest.param("fwupd.conf", FWUPD, False, id="fwupd"),
+    pytest.param("memtest.conf", MEMTEST, False, id="memtest"),
+    pytest.param("other-os.conf", "title Debian\nversion 12\nlinux /vmlinuz-6.1\noptions root=/dev/sda2 rw\nsort-key debian\n", False,
+                 id="another-os"),
+])
+def test_an_unidentifiable_entry_that_looks_like_bootcs_is_damaged(systemd_tree, file_name, text, damaged):
+    systemd_tree.entry(file_name, text)
+    entry, = _bls(systemd_tree).all
+    assert entry.verity is None and entry.damaged is damaged
+    code, = [f.code for f in _bls(systemd_tree).findings]
+    assert code == ("damaged-entry" if damaged else "foreign-entry")
+
+
+def test_grub_menuentries_damaged_and_foreign(grub_tree):
+    grub_tree.write(grub_tree.boot / "grub2" / "user.cfg",
+                    'menuentry "Windows" {\n insmod chain\n chainloader /EFI/Microsoft/Boot/bootmgfw.efi\n}\n'
+                    'menuentry "Fedora (bootc_composefs-%s)" {\n insmod chain\n chainloader /EFI/Linux/bootc/fedora.efi\n}\n' % A)
+    listing = _grub(grub_tree)
+    assert [e.name for e in listing.foreign] == ["Windows"]
+    assert [e.name for e in listing.damaged] == ["Fedora (bootc_composefs-%s)" % A]
+    assert sorted(f.code for f in listing.findings) == ["damaged-entry", "foreign-entry"]
+
+
+# --- entry files: every file a bootloader may read, and the artifact names written in it ---------------
+
+
+@pytest.mark.parametrize("text, names", [
+    ("linux /boot/bootc_composefs-%s/vmlinuz\ninitrd /boot/bootc_composefs-%s/initrd\n" % (A, B), {A, B}),
+    ("efi /EFI/Linux/bootc/bootc_composefs-%s.efi\n" % A, {A}),
+    ("chainloader /EFI/Linux/bootc/bootc_composefs-%s.efi.extra.d/x.addon.efi\n" % A, {A}),
+    ("# a comment naming bootc_composefs-old-kernel_1.2+x\n", {"old-kernel_1.2+x"}),
+    ("title nothing of bootc's\n", set()),
+], ids=["type1", "uki", "addon-dir", "comment", "none"])
+def test_artifact_names_in(text, names):
+    assert entries.artifact_names_in(text) == frozenset(names)
+
+
+def test_entry_files_cover_both_roots_every_file_and_both_menus(grub_tree):
+    grub_tree.entry("bootc_fedora-44-1.conf", "linux /boot/bootc_composefs-%s/vmlinuz\n" % A)
+    grub_tree.entry("notes.txt", "old: bootc_composefs-%s\n" % B, staged=True)
+    grub_tree.write(grub_tree.esp / "loader" / "entries" / "esp.conf", "efi /EFI/Linux/bootc/bootc_composefs-esp.efi\n")
+    grub_tree.write(grub_tree.boot / "grub2" / "user.cfg.staged", "chainloader /EFI/Linux/bootc/bootc_composefs-menu.efi\n")
+    grub_tree.write(grub_tree.esp / "grub2" / "user.cfg", b"\xff not text")
+    (grub_tree.boot / "loader" / "entries" / "subdir.conf").mkdir()
+    paths = load_host_paths(str(grub_tree.root))
+    found = {f.path: f for f in entries.list_entry_files(paths, [paths.boot_dir, paths.esp])}
+    boot, esp = str(grub_tree.boot), str(grub_tree.esp)
+    assert sorted(found) == sorted([boot + "/loader/entries/bootc_fedora-44-1.conf", boot + "/loader/entries.staged/notes.txt",
+                                    esp + "/loader/entries/esp.conf", boot + "/grub2/user.cfg.staged", esp + "/grub2/user.cfg"])
+    assert found[boot + "/loader/entries/bootc_fedora-44-1.conf"].artifact_names == frozenset([A])
+    assert found[boot + "/loader/entries.staged/notes.txt"].artifact_names == frozenset([B])
+    assert found[esp + "/loader/entries/esp.conf"].artifact_names == frozenset(["esp"])
+    assert found[boot + "/grub2/user.cfg.staged"].artifact_names == frozenset(["menu"])
+    unreadable = found[esp + "/grub2/user.cfg"]
+    assert unreadable.artifact_names == frozenset() and "UTF-8" in unreadable.problem
+    assert all(f.problem is None for f in found.values() if f is not unreadable)
+
+
+def test_an_entries_dir_that_cannot_be_listed_is_an_entry_file_problem(grub_tree, monkeypatch):
+    grub_tree.entry("bootc_fedora-44-1.conf", "linux /boot/bootc_composefs-%s/vmlinuz\n" % A)
+    paths = load_host_paths(str(grub_tree.root))
+    directory = str(grub_tree.boot / "loader" / "entries")
+    real_scan_dir = type(paths).scan_dir
+
+    def scan_dir(self, path):
+        if path == directory:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_scan_dir(self, path)
+
+    monkeypatch.setattr(type(paths), "scan_dir", scan_dir)
+    found, = entries.list_entry_files(paths, [paths.boot_dir])
+    assert found.path == directory and found.problem == "cannot be listed: Input/output error"

@@ -5,7 +5,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.host import findin
 
 def test_codes_are_unique_and_include_the_required_ones():
     assert len(set(findings.CODES)) == len(findings.CODES)
-    required = {"orphan-state-dir", "entry-without-state-dir", "foreign-entry", "unreadable-file", "missing-origin",
+    required = {"orphan-state-dir", "entry-without-state-dir", "foreign-entry", "damaged-entry", "unreadable-file", "missing-origin",
                 "legacy-boot-layout", "conflicting-boot-types", "staged-marker-without-entry", "orphan-addon-dir"}
     assert required <= set(findings.CODES)
 
@@ -13,3 +13,8 @@ def test_codes_are_unique_and_include_the_required_ones():
 def test_as_dict():
     finding = findings.Finding(findings.FOREIGN_ENTRY, "/boot/loader/entries/fwupd.conf", "not bootc")
     assert finding.as_dict() == {"code": "foreign-entry", "path": "/boot/loader/entries/fwupd.conf", "message": "not bootc"}
+
+
+def test_damaged_and_foreign_entries_have_codes_of_their_own():
+    assert findings.DAMAGED_ENTRY == "damaged-entry" and findings.FOREIGN_ENTRY == "foreign-entry"
+    assert findings.DAMAGED_ENTRY in findings.CODES

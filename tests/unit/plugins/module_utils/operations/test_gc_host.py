@@ -97,3 +97,25 @@ def test_entry_without_state_dir_keeps_its_image(host, fsverity_tool, composefs_
     gc.apply_gc(the_plan)
     needed = erofs_objects(composefs_oracle, host.repo_root, host.stale.boot_id) | {host.stale.boot_id}
     assert_intact(fsverity_tool, host.repo_root, needed | host.stale.closure)
+
+
+def test_a_binary_named_only_in_an_entry_file_the_host_did_not_choose_is_kept(host):
+    """An entry below the ESP of a GRUB host (not the source bootc reads) and a note file still protect what they name."""
+    esp_entry = host.host.tree.esp / "loader" / "entries" / "left-over.conf"
+    esp_entry.parent.mkdir(parents=True, exist_ok=True)
+    esp_entry.write_text("title Old\nversion 1\nlinux /boot/%s%s/vmlinuz\n" % (host_tree.PREFIX, host.kernel_name))
+    the_plan = plan(host.host)
+    assert the_plan.errors == () and the_plan.boot_binaries == ()
+    esp_entry.unlink()
+    (host.host.tree.boot / "loader" / "entries" / "notes.txt").write_text("keep %s%s\n" % (host_tree.PREFIX, host.kernel_name))
+    the_plan = plan(host.host)
+    assert the_plan.errors == () and the_plan.boot_binaries == ()
+
+
+def test_an_entry_file_that_cannot_be_read_refuses_the_boot_binaries(host):
+    """A file a bootloader may read entries from, not UTF-8: it could name a binary in use (the other phases still run)."""
+    path = host.host.tree.boot / "loader" / "entries" / "notes.txt"
+    path.write_bytes(b"\xff\xfe")
+    the_plan = plan(host.host)
+    assert any(error.startswith(str(path) + ":") for error in the_plan.errors)
+    assert plan(host.host, boot_binaries=False).errors == ()
