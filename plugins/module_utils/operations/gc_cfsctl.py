@@ -63,4 +63,4 @@ def run_cfsctl(plan: GcPlan, step: Callable | None, runner) -> CfsctlOutcome:
         if not os.path.lexists(os.path.join(repo_plan.path, category, name)):
             pruned[category] += 1
     return CfsctlOutcome(objects_removed=len(gone), objects_bytes=total, images_pruned=pruned["images"],
-                          streams_pruned=pruned["streams"], removed_objects=tuple(gone), tool=tool.as_dict())
+                         streams_pruned=pruned["streams"], removed_objects=tuple(gone), tool=tool.as_dict())

@@ -37,6 +37,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.operations.gc_plan
 
 __all__ = ["load_state", "referenced_names", "live_verities", "plan_boot_binaries", "plan_state_dirs", "paths_dict"]
 
+
 def load_state(request: GcRequest):
     """The host as ``host.deployments.load_host`` reads it below the request's paths; HostError when it is no bootc composefs host."""
     try:

@@ -190,7 +190,7 @@ def sweep_objects(repo, live) -> Sweep:
         os.close(objects_fd)
     state.remove.sort()
     return Sweep(tuple(r for r, _s in state.remove), tuple(s for _r, s in state.remove), state.present,
-                  tuple(sorted(state.invalid)), tuple(state.errors))
+                 tuple(sorted(state.invalid)), tuple(state.errors))
 
 
 def object_exists(repo, object_id: str) -> bool:

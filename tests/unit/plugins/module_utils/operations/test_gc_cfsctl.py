@@ -49,7 +49,6 @@ def test_cfsctl_backend_gets_the_live_roots_after_the_tag_changes(host):
     assert data["objects_removed"] == 0  # the fake removed nothing: counts come from the disk
 
 
-
 def test_cfsctl_failure_is_a_tool_error_with_the_command_and_stderr(host):
     def runner(argv, env):
         return 1, "", "error: Acquiring exclusive lock for GC\n"

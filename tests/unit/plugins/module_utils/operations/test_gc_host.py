@@ -52,14 +52,12 @@ def test_shared_kernel_dir_is_kept_by_artifact_name(sim_host):
     assert (sim_host.tree.type1_root / (host_tree.PREFIX + old.boot_id) / "vmlinuz").exists()
 
 
-
 def test_foreign_entries_of_other_tools_are_ignored(host):
     host.host.tree.entry("fwupd.conf", "title Firmware updater\nefi /EFI/fedora/fwupdx64.efi\n")
     host.host.tree.entry("memtest86+.conf", "title Memtest86+\nlinux /memtest86+/memtest.bin\n")
     the_plan = plan(host.host)
     assert the_plan.errors == ()
     assert [b.path for b in the_plan.boot_binaries] == [str(host.kernel_dir)]
-
 
 
 def test_ukis_their_addons_and_orphan_addon_dirs(uki_host):
@@ -76,7 +74,6 @@ def test_ukis_their_addons_and_orphan_addon_dirs(uki_host):
             assert os.path.exists(os.path.join(deployment["boot_artifact_path"] + ".extra.d", addon))
 
 
-
 def test_stale_staged_marker_is_removed_and_a_real_one_kept(host):
     marker = host.host.tree.root / "run" / "composefs" / "staged-deployment"
     assert plan(host.host).staged_marker is None
@@ -85,7 +82,6 @@ def test_stale_staged_marker_is_removed_and_a_real_one_kept(host):
     assert the_plan.staged_marker == str(marker)
     gc.apply_gc(the_plan)
     assert not marker.exists()
-
 
 
 def test_entry_without_state_dir_keeps_its_image(host, fsverity_tool, composefs_oracle):

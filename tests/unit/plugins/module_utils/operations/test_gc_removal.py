@@ -53,7 +53,6 @@ def test_orphan_state_dir_removal_never_follows_symlinks(host, tmp_path):
     assert (outside / "precious").read_text() == "keep"
 
 
-
 def test_kernel_dir_symlink_is_never_followed(host, tmp_path):
     outside = tmp_path / "outside-kernel"
     outside.mkdir()
@@ -63,7 +62,6 @@ def test_kernel_dir_symlink_is_never_followed(host, tmp_path):
     run(host.host)
     assert (outside / "vmlinuz").read_bytes() == b"not ours"
     assert os.path.islink(str(link))
-
 
 
 def test_boot_binaries_dir_leading_out_of_the_esp_refuses(uki_host):

@@ -49,7 +49,6 @@ def test_missing_bootc_tag_is_created_before_anything_is_deleted(host, fsverity_
     assert_live_complete(fsverity_tool, host)
 
 
-
 def test_untagged_live_image_survives_with_the_tags_phase_off(host, fsverity_tool):
     """Live manifests are extra roots, so a live image without any tag is kept even when tags are not touched."""
     booted = host.images["booted"]
@@ -59,7 +58,6 @@ def test_untagged_live_image_survives_with_the_tags_phase_off(host, fsverity_too
     assert bootc_tag_file(host.stale.manifest_digest) in tags_on_disk(host.repo_root)
 
 
-
 def test_foreign_tag_is_never_touched_and_keeps_a_stale_bootc_manifest(host):
     host.host.repo.tag("quay.io/example/pinned:old", host.stale.manifest_digest)
     result = run(host.host)
@@ -67,7 +65,6 @@ def test_foreign_tag_is_never_touched_and_keeps_a_stale_bootc_manifest(host):
     assert bootc_tag_file(host.stale.manifest_digest) not in tags
     assert tags["quay.io%2Fexample%2Fpinned:old"] == "../../oci-manifest-" + host.stale.manifest_digest
     assert result.as_dict()["objects_removed"] == 0
-
 
 
 def test_deployment_without_origin_is_live(host, fsverity_tool):
@@ -83,7 +80,6 @@ def test_deployment_without_origin_is_live(host, fsverity_tool):
     assert_intact(fsverity_tool, host.repo_root, rollback.closure)
 
 
-
 def test_legacy_deployment_keeps_its_tag_through_imginfo(sim_host, fsverity_tool):
     image = sim_host.repo.image([{"usr/legacy": b"l" * 300}], version="1", marker="l")
     imginfo = json.dumps({"config": image.config, "manifest": image.manifest})
@@ -97,7 +93,6 @@ def test_legacy_deployment_keeps_its_tag_through_imginfo(sim_host, fsverity_tool
     assert_intact(fsverity_tool, sim_host.repo.root, image.closure)
 
 
-
 def test_legacy_origin_without_imginfo_refuses(sim_host):
     """bootc's status fails on an origin without manifest_digest and without .imginfo (spec 2.9): so do we."""
     image = sim_host.repo.image([{"usr/legacy": b"m" * 300}], version="1", marker="m")
@@ -106,7 +101,6 @@ def test_legacy_origin_without_imginfo_refuses(sim_host):
     the_plan = plan(sim_host)
     origin = str(sim_host.tree.state / image.boot_id / (image.boot_id + ".origin"))
     assert any(origin in error for error in the_plan.errors)
-
 
 
 def test_deployment_without_origin_found_by_tag_search(sim_host, fsverity_tool):
@@ -119,7 +113,6 @@ def test_deployment_without_origin_found_by_tag_search(sim_host, fsverity_tool):
     assert the_plan.live[0].manifest_digests == (image.manifest_digest,) and the_plan.live[0].source == "tag-search"
     gc.apply_gc(the_plan)
     assert_intact(fsverity_tool, sim_host.repo.root, image.closure)
-
 
 
 def test_unresolvable_deployment_keeps_its_boot_image(sim_host, fsverity_tool, composefs_oracle):

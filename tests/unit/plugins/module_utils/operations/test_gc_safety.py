@@ -222,7 +222,6 @@ REFUSALS = {
 }
 
 
-
 @pytest.mark.parametrize("damage", sorted(REFUSALS))
 def test_anything_unreadable_refuses_everything(host, damage):
     """Rules 2, 3 and 6: an unparsable root, an unknown format, an unsafe path: nothing at all is deleted."""
@@ -237,7 +236,6 @@ def test_anything_unreadable_refuses_everything(host, damage):
     assert tree_digest(host.host.root) == digest
 
 
-
 def test_an_unidentifiable_entry_that_looks_like_bootcs_refuses(host):
     """Rule 2: an entry booting a bootc kernel dir without composefs= (bootc's listing fails on it too)."""
     path = host.host.tree.entry("custom-rescue.conf", "title Rescue\nversion 1\nlinux /boot/%s%s/vmlinuz\n"
@@ -245,7 +243,6 @@ def test_an_unidentifiable_entry_that_looks_like_bootcs_refuses(host):
     the_plan = plan(host.host)
     assert any(str(path) in error for error in the_plan.errors)
     assert the_plan.boot_binaries == ()
-
 
 
 def test_legacy_boot_layout_allows_the_other_phases(host):

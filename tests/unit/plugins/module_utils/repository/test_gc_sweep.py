@@ -54,8 +54,6 @@ def test_entry_of_a_missing_object_is_reported_then_pruned(built):
     assert os.path.islink(os.path.join(str(built.root), "streams", "refs", "half"))
 
 
-
-
 def test_names_that_are_no_objects_are_reported_and_untouched(built):
     base = os.path.join(str(built.root), "objects")
     some = sorted(built.garbage)[0]

@@ -86,7 +86,7 @@ def _many_files_tree(count, algorithm, shared_every=0):
         digest = fsverity.digest_bytes(b"file %d" % label, algorithm)
         target = usr if number % 3 else etc
         target.entries[b"f%06d" % number] = tree.RegularFile(tree.Stat(mode=0o100644), size=100 + number,
-                                                            fsverity_digest=digest)
+                                                             fsverity_digest=digest)
     return tree.Directory(tree.Stat(mode=0o40755), {b"usr": usr, b"etc": etc})
 
 
