@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """An OCI image as stored in a composefs repository: opening it by tag or digest, reading its streams.
 
-Layer: oci. Spec: ``composefs-repo.md`` sections 8.9, 10.2-10.4, 12 and ``bootc-composefs-host.md``
+Layer: oci. Spec: ``composefs-repo.md`` sections 8.9, 10.2-10.4 and ``bootc-composefs-host.md``
 section 3; upstream: composefs-rs ``crates/composefs-oci/src/oci_image.rs`` (``OciImage::open``,
-``read_external_splitstream``) and ``lib.rs`` (``open_config``, ``take_boot_image_refs``).
+``read_external_splitstream``) and ``lib.rs`` (``open_config``, ``take_boot_image_refs``). What an
+image keeps alive (section 12) is ``closure.py``.
 
 An image is a chain of splitstreams (``streams.py`` writes them):
 
