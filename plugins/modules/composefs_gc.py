@@ -26,8 +26,8 @@ description:
   - Nothing at all is deleted, and the task fails naming the file, when anything that could protect
     something cannot be read or parsed (a boot entry, an origin, a C(.imginfo), a ref, a manifest, a
     config, a splitstream, an EROFS image, C(meta.json)), wherever C(bootc status) would fail (a boot
-    entry that looks like bootc's but names no valid deployment, an origin without manifest digest nor
-    C(.imginfo), conflicting boot types), when a repository object read on the way does not match its
+    entry that looks like bootc's but names no valid deployment, finding C(damaged-entry); an origin
+    without manifest digest nor C(.imginfo); conflicting boot types), when a repository object read on the way does not match its
     name, when a symlink stands where bootc keeps boot entries or state directories, or when the
     repository has a format version or feature this collection does not know.
   - The repository is collected under its exclusive lock, taken the way composefs-rs takes it, so a

@@ -477,7 +477,8 @@ findings:
       Codes from reading the host: C(orphan-state-dir), C(entry-without-state-dir), C(foreign-entry),
       C(unreadable-file), C(missing-origin), C(legacy-boot-layout), C(conflicting-boot-types),
       C(staged-marker-without-entry), C(orphan-addon-dir), C(stray-state-entry), C(booted-without-entry),
-      C(unknown-boot-artifact), C(bootloader-guessed).
+      C(unknown-boot-artifact), C(bootloader-guessed), C(damaged-entry) (a boot entry that looks like
+      bootc's but names no valid deployment; C(composefs_gc) refuses to run while one is present).
     - >-
       From image resolution: C(unresolved-image) (no metadata from any source).
     - >-

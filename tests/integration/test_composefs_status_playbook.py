@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEMO = REPO_ROOT / "playbooks" / "demo.yml"
+DEMO = REPO_ROOT / "tests" / "integration" / "playbooks" / "status_demo.yml"
 FACTS = REPO_ROOT / "tests" / "integration" / "playbooks" / "status_facts.yml"
 VARIANTS = ("bls-grub", "bls-systemd", "uki-systemd", "uki-grub")
 
