@@ -20,7 +20,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.formats import dum
 from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import reader, scan, writer
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.formats.erofs import erofs_treegen as treegen
 
-VECTORS = pathlib.Path(__file__).resolve().parents[7] / "shared" / "vectors" / "composefs-rs"
+VECTORS = pathlib.Path(__file__).resolve().parents[5] / "fixtures" / "vectors" / "composefs-rs"
 CASES = ["seed%d" % seed for seed in range(8)] + sorted(treegen.CASES) + ["special.dump", "special_v1.dump"]
 KEY_BYTES = 16
 
