@@ -39,16 +39,21 @@ author:
   - bootc.composefs maintainers (@bootc-dev)
 extends_documentation_fragment:
   - bootc.composefs.common.HOST_PATHS
+  - bootc.composefs.common.ATTRIBUTES_CHANGING
+  - bootc.composefs.common.ACTION_GROUP
 attributes:
   check_mode:
     support: full
-    description: Computes the plan and returns it without changing anything; the plan equals what a normal run does.
+    details:
+      - The plan returned in check mode is the one a normal run carries out.
   diff_mode:
     support: full
-    description: Shows the tags, the deployment state directories and the boot binaries before and after.
+    details:
+      - Shows the tags, the deployment state directories and the boot binaries before and after.
   idempotent:
     support: full
-    description: A second run right after the first finds nothing to collect and reports no change.
+    details:
+      - A second run right after the first finds nothing to collect.
 options:
   boot_binaries:
     description:
