@@ -23,8 +23,14 @@ stage "collection build and install"
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
 ansible-galaxy collection build --force --output-path "$BUILD" . >/dev/null
-ansible-galaxy collection install --offline -p "$BUILD/installed" "$BUILD"/bootc-composefs-*.tar.gz >/dev/null
-ANSIBLE_COLLECTIONS_PATH=$BUILD/installed ansible-doc bootc.composefs.composefs_status >/dev/null
+# --force: ansible-lint may have put a copy under ~/.ansible, which would make this install a no-op.
+ansible-galaxy collection install --offline --force -p "$BUILD/installed" "$BUILD"/bootc-composefs-*.tar.gz >/dev/null
+# ansible-doc exits 0 with a warning for a module it cannot load: check that each one is documented.
+for module in composefs_status composefs_pull composefs_gc; do
+  ANSIBLE_COLLECTIONS_PATH=$BUILD/installed ansible-doc --json "bootc.composefs.$module" 2>/dev/null \
+    | python3 -c 'import json, sys; doc = json.load(sys.stdin); sys.exit(0 if doc else 1)' \
+    || { echo "the installed collection does not document bootc.composefs.$module" >&2; exit 1; }
+done
 echo "built and installed $(basename "$BUILD"/bootc-composefs-*.tar.gz)"
 
 stage "unit tests"
