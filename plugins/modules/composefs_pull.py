@@ -35,6 +35,8 @@ author:
   - bootc.composefs maintainers (@bootc-dev)
 extends_documentation_fragment:
   - bootc.composefs.common.HOST_PATHS
+  - bootc.composefs.common.ATTRIBUTES_CHANGING
+  - bootc.composefs.common.ACTION_GROUP
 attributes:
   check_mode:
     support: partial
