@@ -35,14 +35,17 @@ author:
   - bootc.composefs maintainers (@bootc-dev)
 extends_documentation_fragment:
   - bootc.composefs.common.HOST_PATHS
+  - bootc.composefs.common.ATTRIBUTES_CHANGING
+  - bootc.composefs.common.ACTION_GROUP
 attributes:
   check_mode:
     support: partial
     details:
       - When the source must be asked, the prediction assumes it does not change before the real run; a tag moved
         in between makes the real run pull something else.
-      - With O(via_containers_storage) the digest the repository will store is predicted from the sizes of the
-        layers it already has; when a layer is missing the result is only "changed".
+      - With O(via_containers_storage) the source is read directly (C(podman pull) keeps its manifest as it is). From a
+        C(containers-storage) source the copy into bootc's storage rewrites the manifest, whose digest is known only
+        after the copy; check mode then reports only "changed".
     description:
       - Decides everything it can without the network exactly as a real run does (O(pull_policy), pinned
         digests, tags present). When the source must be asked, reads its manifest and config (nothing
@@ -121,9 +124,9 @@ options:
         C(<sysroot>/ostree/bootc/storage) (run root C(<run_dir>/bootc/storage)), so that the image is also
         there for C(podman run). For O(transport=containers-storage) the image is copied from the storage
         that holds it. Then the image is imported from that storage.
-      - containers-storage keeps layers only uncompressed, so the repository stores the manifest with
-        uncompressed layer descriptors, under its own digest (RV(manifest_digest)). RV(source_digest) is the digest
-        podman reports. Layers are shared with direct pulls of the same image.
+      - The repository stores the manifest bootc's storage holds, under the digest podman reports for it
+        (RV(manifest_digest)); containers-storage serves the layers uncompressed, which are shared with direct pulls
+        of the same image.
     type: bool
     default: false
   progress_file:
@@ -140,12 +143,13 @@ options:
     default: 600
 notes:
   - Needs C(skopeo) (1.6 or later) on the managed host, and C(podman) for O(via_containers_storage).
-  - Layers are streamed from skopeo straight into the importer; nothing of them is copied to disk first. The
-    importer reads an OCI image layout staged in C(<repository>/.pull-<random>/) (manifest, config, and links to
-    skopeo's pipes), removed at the end of the pull; one left by a killed pull is removed by the next pull. The
-    repository's filesystem must have at least the size of the layers to fetch free.
-  - Docker schema 2 images (C(docker save) archives, images built by Docker) are stored as skopeo's OCI
-    conversion, under the conversion's digest. RV(source_digest) keeps the original one.
+  - Layers are streamed from skopeo's pipes straight into the importer (decompressed on a second thread while the
+    tar is split); nothing of them is copied to disk first and nothing is staged outside the repository's objects.
+    The repository's filesystem must have at least the size of the layers to fetch free.
+  - The manifest and config are stored byte for byte as the source has them, so RV(manifest_digest) is the digest
+    C(skopeo inspect) and C(podman images --digests) show. Docker schema 2 images (C(docker save) archives, images
+    built by Docker) are the exception, because skopeo's image proxy hands them out only converted to OCI. They are
+    stored as that conversion, under its own digest; RV(source_digest) keeps the original one.
   - A long pull can run under C(async) and C(poll); poll the O(progress_file) meanwhile.
 seealso:
   - module: bootc.composefs.composefs_status
@@ -237,7 +241,10 @@ tag_changed:
   type: bool
   sample: true
 manifest_digest:
-  description: The manifest digest stored in the repository and tagged (see also RV(source_digest)).
+  description:
+    - The manifest digest stored in the repository and tagged (see also RV(source_digest)).
+    - Null in check mode of a O(via_containers_storage) pull from C(containers-storage), where it is known only after
+      the copy into bootc's storage.
   returned: success
   type: str
   sample: sha256:9b7e2f0a1c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7
@@ -245,7 +252,7 @@ source_digest:
   description:
     - The manifest digest as the source names it (C(skopeo inspect), C(podman images --digests)); null when
       the source was not contacted.
-    - Differs from RV(manifest_digest) only for RV(form) V(converted) or V(normalized).
+    - Differs from RV(manifest_digest) only for RV(form) V(converted).
   returned: success
   type: str
   sample: sha256:9b7e2f0a1c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7
@@ -257,8 +264,7 @@ config_digest:
 form:
   description:
     - V(exact) the source's bytes are stored. V(converted) the source has a Docker schema 2 manifest, stored as
-      skopeo's OCI conversion. V(normalized) layers that arrive uncompressed (containers-storage,
-      docker-archive) are described as such in the stored manifest. Null when the source was not contacted.
+      skopeo's OCI conversion. Null when the source was not contacted.
   returned: success
   type: str
   sample: exact

@@ -1,11 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, bootc.composefs maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Importing an OCI image layout directory into a composefs repository (a pull from ``oci:DIR``).
+"""Importing an image from a source (``source.py``) into a composefs repository.
 
 Layer: oci. Spec: ``composefs-repo.md`` sections 9, 10.2-10.5; upstream: composefs-rs
-``crates/composefs-oci/src/oci_layout.rs`` (``import_oci_layout``), ``skopeo.rs`` (``pull_image``),
-``tar.rs`` (``split_async``) and ``lib.rs`` (``ensure_oci_composefs_erofs``).
+``crates/composefs-oci/src/skopeo.rs`` (``pull_image``, ``ensure_layer``), ``oci_layout.rs``
+(``import_oci_layout``), ``tar.rs`` (``split_async``) and ``lib.rs`` (``ensure_oci_composefs_erofs``).
+
+:func:`import_image` imports from any image source: an OCI layout directory
+(:func:`import_oci_layout`, ``layout.LayoutSource``) or skopeo's image proxy
+(``proxy_source.ProxySource``, used by ``operations/pull*.py``). The source hands over the raw
+manifest and config bytes, which are stored byte for byte under their digests, and one reader per
+layer. What is already stored is skipped by the rule of ``completeness.py``.
 
 What an import leaves in the repository (``D`` = manifest digest, ``C`` = config digest):
 
@@ -30,52 +36,46 @@ config stream (object, ``syncfs``, entry), the manifest stream likewise; the tag
 symlink replace). Objects are never fsynced one by one. A layer whose entry exists is not read
 again, so an interrupted import resumes where it stopped.
 
-Every blob is checked while it is read (size and sha256, ``layout.VerifiedBlob``), and a layer's
-uncompressed sha256 must be its diff_id, before anything names it.
+Every layer is checked before anything names it: the source's reader checks the bytes it yields
+(size and digest: ``layout.VerifiedBlob``, ``proxy.ProxyPipe``), and the uncompressed tar must
+hash to the diff_id (``layer_reader.LayerTar``, which reads and decompresses on a thread of its
+own while this thread splits the tar and stores its files: ``formats/tar_split.py``).
 
 Differences from composefs-rs, same end state: it writes config and manifest streams without
 EROFS refs, then generates the EROFS and rewrites both; here a fresh import writes them once,
 refs included (no superseded stream objects). It regenerates the EROFS and rewrites config and
 manifest on every pull; here an image whose streams and EROFS refs are all in place is left
 untouched, so a second import is a no-op that reports what it reused. Layers are read one after
-the other (composefs-rs: in parallel, largest first). zstd layers are inflated in memory
-(``formats/zstd.py`` has no streaming decoder yet).
+the other (composefs-rs: in parallel, largest first), each on two threads.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import splitstream, tar, tree
+from ansible_collections.bootc.composefs.plugins.module_utils.formats import splitstream, tar_split, tree
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import completeness, filesystem, layer_reader, layout, streams, tags
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import filesystem, layout, streams, tags
 from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
-    IMAGE_CONFIG_MEDIA_TYPE,
     BOOT_IMAGE_REF_KEY,
     image_ref_key,
     is_erofs_ref_key,
-    parse_diff_ids,
-    parse_json_document,
-    read_config,
     read_manifest,
 )
+from ansible_collections.bootc.composefs.plugins.module_utils.oci.source import ImageSource, SourceLayer
 
-__all__ = ["ImportResult", "import_oci_layout"]
+__all__ = ["ImportResult", "import_image", "import_oci_layout"]
 
-# Files up to this size are read into memory and stored with one digest pass (and no write when
-# the object exists); larger ones are streamed through a staging file.
+# Files up to this size are stored from one buffer (one digest pass, no write when the object
+# exists); larger ones are streamed through a staging file.
 SMALL_OBJECT_BYTES = 1 << 20
-READ_CHUNK_BYTES = 1 << 20
-TAR_BUFFER_BYTES = 1 << 20
 
 
 @dataclass
 class ImportResult:
-    """What :func:`import_oci_layout` did.
+    """What :func:`import_image` did.
 
     ``object_count``/``bytes_written`` count every object handed to the object store during this
     import (file contents, splitstreams, JSON, EROFS images), whether or not an identical object
@@ -143,62 +143,20 @@ class _CountingStore:
         return self._repo.write_stream(stream_name, data, ref)
 
 
-class _HashingReader(io.RawIOBase):
-    """Pass reads through, hashing them with sha256 (the uncompressed layer's diff_id)."""
+class _Views:
+    """A member's content as a file object whose ``read`` hands out memoryviews (no copy) to the object store."""
 
-    def __init__(self, fileobj) -> None:
-        super().__init__()
-        self._fileobj = fileobj
-        self.hasher = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._fileobj.read(len(buffer))
-        count = len(data)
-        buffer[:count] = data
-        self.hasher.update(data)
-        return count
-
-
-class _Bounded(io.RawIOBase):
-    """A tar member's content, read in pieces no larger than what is left (no 1 MiB buffers per file)."""
-
-    def __init__(self, content) -> None:
-        super().__init__()
+    def __init__(self, content: tar_split.MemberContent) -> None:
         self._content = content
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        left = self._content.remaining
-        if left <= 0:
-            return b""
-        return self._content.read(left if size is None or size < 0 else min(size, left))
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-
-def _read_exactly(fileobj, size: int) -> bytes:
-    parts, got = [], 0
-    while got < size:
-        piece = fileobj.read(size - got)
-        if not piece:
-            break
-        parts.append(piece)
-        got += len(piece)
-    return b"".join(parts)
+    def read(self, size: int = -1):
+        return self._content.read_view(size)
 
 
 class _Importer:
-    """One import: the repository (counted), the layout, progress state."""
+    """One import: the repository (counted), the source, progress state."""
 
-    def __init__(self, repo, source: layout.OciLayout, progress, total_layers: int) -> None:
+    def __init__(self, repo, source: ImageSource, progress, total_layers: int) -> None:
         self.store = _CountingStore(repo)
         self.repo = repo
         self.source = source
@@ -211,170 +169,98 @@ class _Importer:
         if self.progress is not None:
             self.progress(self.done_layers, self.total_layers, self.bytes_done + blob_bytes)
 
-    def store_content(self, content, size: int) -> bytes:
-        """``tar.split_tar``'s ``store_object``: one regular file's content into the object store."""
+    def store_content(self, content: tar_split.MemberContent, size: int) -> bytes:
+        """``tar_split.split_chunks``'s ``store_object``: one regular file's content into the object store."""
         if size <= SMALL_OBJECT_BYTES:
-            data = _read_exactly(content, size)
-            if len(data) != size:
-                raise FormatError("tar member content ends after %d of %d bytes" % (len(data), size))
-            return bytes.fromhex(self.store.ensure_object(data))
-        object_id, stored = self.store.ensure_object_from_fileobj(_Bounded(content))
+            return bytes.fromhex(self.store.ensure_object(content.read_whole()))
+        object_id, stored = self.store.ensure_object_from_fileobj(_Views(content))
         if stored != size:
             raise FormatError("tar member content ends after %d of %d bytes" % (stored, size))
         return bytes.fromhex(object_id)
 
-    def split_layer(self, descriptor: layout.Descriptor, layer_id: str, check_diff_id: bool) -> tuple:
-        """Split one tar layer blob into a registered layer stream; return ``(object id, entries)``."""
-        blob = self.source.open_blob(descriptor, self.report)
-        tar_file = None
+    def split_layer(self, layer: SourceLayer) -> tuple:
+        """Split one tar layer into a registered layer stream; return ``(object id, tree entries)``."""
+        check = None if layer.uncompressed and layer.fetch_digest == layer.layer_id else layer.layer_id
+        reader = self.source.open_layer(layer)
+        path = getattr(reader, "path", None)
+        tar = layer_reader.LayerTar(reader, layer.compression, check, layer.fetch_digest)
+        writer = splitstream.SplitStreamWriter(self.repo.algorithm, splitstream.CONTENT_TYPE_OCI_LAYER)
+        entries = []
+
+        def next_chunk() -> bytes:
+            chunk = tar.next_chunk()
+            self.report(tar.bytes_read)
+            return chunk
+
         try:
             try:
-                tar_file = layout.open_layer_tar(blob, descriptor.media_type)
-                hashing = _HashingReader(tar_file)
-                buffered = io.BufferedReader(hashing, TAR_BUFFER_BYTES)
-                writer = splitstream.SplitStreamWriter(self.repo.algorithm, splitstream.CONTENT_TYPE_OCI_LAYER)
-                events = _tee(tar.split_tar(buffered, self.store_content), writer)
                 with tree.gc_paused():
-                    entries = list(tar.iter_layer_entries(events))
-                for _event in events:
-                    pass  # the end-of-archive blocks and anything after them
-                blob.finish()
-            except layout.DECOMPRESSION_ERRORS as err:
-                _blame_blob(blob)
-                raise FormatError("layer blob %s cannot be decompressed (%s): %s" % (descriptor.digest, descriptor.media_type, err),
-                                  path=blob.path) from None
+                    for event in tar_split.split_chunks(next_chunk, self.store_content, entries):
+                        if event[0] is tar_split.INLINE:
+                            writer.write_inline(event[1])
+                        else:
+                            writer.write_external(event[1], event[2])
             except FormatError as err:
-                _blame_blob(blob)
-                err.message = "layer %s: %s" % (layer_id, err.message)
+                if tar.failed:
+                    raise
+                blamed = tar.blame()
+                if blamed is not None:
+                    raise blamed from None
+                err.message = "layer %s: %s" % (layer.layer_id, err.message)
                 err.args = (err.message,)
-                err.with_path(blob.path)
+                err.with_path(path)
                 raise
         finally:
-            # a zstd reader may run the zstd binary: end it now, not when garbage-collected
-            if tar_file is not None and tar_file is not blob:
-                tar_file.close()
-            blob.close()
-        if check_diff_id:
-            oci_digest.check_digest("sha256:" + hashing.hasher.hexdigest(), layer_id, "uncompressed layer %s" % descriptor.digest,
-                                    path=blob.path)
-        data = writer.encode()
-        object_id = self.store.ensure_object(data)
-        self.repo.register_stream(oci_digest.layer_stream_name(layer_id), object_id)
-        self.bytes_done += blob.bytes_read
+            tar.close()
+        object_id = self.store.ensure_object(writer.encode())
+        self.repo.register_stream(oci_digest.layer_stream_name(layer.layer_id), object_id)
+        self.bytes_done += tar.bytes_read
         return object_id, entries
 
-    def store_blob_layer(self, descriptor: layout.Descriptor) -> str:
+    def store_blob_layer(self, layer: SourceLayer) -> str:
         """Store a non-tar artifact layer as an ``oci_blob`` stream; return the stream object id."""
-        with self.source.open_blob(descriptor, self.report) as blob:
+        with self.source.open_layer(layer, self.report) as blob:
             blob_id, size = self.store.ensure_object_from_fileobj(blob)
             blob.finish()
         self.bytes_done += size
-        return streams.write_blob_stream(self.store, oci_digest.layer_stream_name(descriptor.digest), blob_id, size)
+        return streams.write_blob_stream(self.store, oci_digest.layer_stream_name(layer.layer_id), blob_id, size)
 
 
-def _blame_blob(blob: layout.VerifiedBlob) -> None:
-    """After a decompression or tar error: raise the digest mismatch instead when the blob is corrupted."""
-    try:
-        blob.finish()
-    except ComposefsError as err:
-        if err.partial_result.get("expected_digest"):
-            raise
-    except (OSError, EOFError):
-        pass
+def import_image(repo, source: ImageSource, tag: str | None = None,
+                 progress: Callable[[int, int, int], None] | None = None) -> ImportResult:
+    """Import ``source.image`` (``source.py``) into ``repo``; ``tag`` (optional) is created last.
 
-
-def _tee(events, writer: splitstream.SplitStreamWriter):
-    for event in events:
-        if event[0] == tar.INLINE:
-            writer.write_inline(event[1])
-        else:
-            writer.write_external(event[1], event[2])
-        yield event
-
-
-def _existing_config(repo, config_digest: str):
-    if not repo.has_stream(oci_digest.config_stream_name(config_digest)):
-        return None
-    try:
-        return read_config(repo, config_digest, parse=False)
-    except ComposefsError:
-        return None  # missing or damaged (e.g. left by a crashed garbage collection): write it again
-
-
-def _existing_layer(repo, layer_id: str, config) -> str | None:
-    """The object id of a complete stored layer stream for ``layer_id``, or None."""
-    candidates = [config.named_refs.get(layer_id)] if config is not None else []
-    name = oci_digest.layer_stream_name(layer_id)
-    if repo.has_stream(name):
-        candidates.append(repo.stream_object_id(name))
-    for object_id in candidates:
-        if object_id is not None and repo.has_object(object_id):
-            return object_id
-    return None
-
-
-def _layer_ids(document: dict, config_digest: str, layer_count: int) -> tuple:
-    result = parse_diff_ids(document, config_digest)
-    if len(result) != layer_count:
-        raise FormatError("config %s lists %d diff_ids but the manifest has %d layers" % (config_digest, len(result), layer_count))
-    for diff_id in result:
-        oci_digest.new_hasher(diff_id, "diff_id")
-    return result
-
-
-def _erofs_in_place(repo, refs: dict, keys) -> bool:
-    return all(k in refs and repo.has_object(refs[k]) and repo.image_object_id(refs[k]) is not None for k in keys)
-
-
-def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None = None, platform=None,
-                      progress: Callable[[int, int, int], None] | None = None) -> ImportResult:
-    """Import the image ``ref`` (name or digest; the platform's entry of an index) from an OCI layout.
-
-    ``tag`` (optional) is created last. ``progress(done_layers, total_layers, blob_bytes_read)`` is
-    called as layers are read; an exception it raises aborts the import, leaving only complete
-    layer streams behind. See the module docstring for what is written and in which order.
+    ``progress(done_layers, total_layers, blob_bytes_read)`` is called as layers are read; an
+    exception it raises aborts the import, leaving only complete layer streams behind. See the
+    module docstring for what is written and in which order.
     """
     if tag is not None:
         tags.validate_tag(tag)
     versions = filesystem.erofs_versions(repo)
-    source = layout.OciLayout(layout_dir)
-    resolved = source.resolve(ref, platform)
-    manifest_digest = resolved.descriptor.digest
-    config_descriptor = layout.parse_descriptor(resolved.document.get("config"), "manifest %s config" % manifest_digest)
-    raw_layers = resolved.document.get("layers")
-    if not isinstance(raw_layers, list):
-        raise FormatError("manifest %s has no layers list" % manifest_digest, path=source.blob_path(manifest_digest))
-    layer_descriptors = [layout.parse_descriptor(d, "manifest %s layers[%d]" % (manifest_digest, i)) for i, d in enumerate(raw_layers)]
-    is_image = config_descriptor.media_type == IMAGE_CONFIG_MEDIA_TYPE
-    config_digest = config_descriptor.digest
-    job = _Importer(repo, source, progress, len(layer_descriptors))
+    image = source.image
+    manifest_digest, config_digest, is_image = image.manifest_digest, image.config_digest, image.is_container_image
+    job = _Importer(repo, source, progress, len(image.layers))
     result = ImportResult(manifest_digest=manifest_digest, config_digest=config_digest, is_container_image=is_image, tag=tag)
-
-    existing = _existing_config(repo, config_digest)
-    config_bytes = existing.data if existing is not None else source.read_blob(config_descriptor)
-    if is_image:
-        layer_ids = _layer_ids(parse_json_document(config_bytes, "config %s" % config_digest), config_digest, len(layer_descriptors))
-    else:
-        layer_ids = tuple(d.digest for d in layer_descriptors)
+    existing = completeness.stored_config(repo, config_digest)
 
     entry_lists, layer_refs, fetched, reused = [], [], [], []
     job.report()
-    for descriptor, layer_id in zip(layer_descriptors, layer_ids):
-        object_id = _existing_layer(repo, layer_id, existing)
+    for layer in image.layers:
+        object_id = completeness.stored_layer(repo, layer.layer_id, existing.named_refs if existing is not None else None)
         entries = None
         if object_id is not None:
-            reused.append(layer_id)
-        elif layout.layer_compression(descriptor.media_type) is not None:
-            object_id, entries = job.split_layer(descriptor, layer_id, check_diff_id=is_image)
-            fetched.append(layer_id)
+            reused.append(layer.layer_id)
+        elif layer.compression is not None:
+            object_id, entries = job.split_layer(layer)
+            fetched.append(layer.layer_id)
         elif is_image:
             raise FormatError("layer %s of image %s has media type %r, which is not a tar layer; refusing to import it"
-                              % (descriptor.digest, manifest_digest, descriptor.media_type), path=source.path)
+                              % (layer.fetch_digest, manifest_digest, layer.media_type), path=getattr(source, "name", None))
         else:
-            object_id = job.store_blob_layer(descriptor)
-            fetched.append(layer_id)
-        result.layer_object_ids[layer_id] = object_id
-        layer_refs.append((layer_id, object_id))
+            object_id = job.store_blob_layer(layer)
+            fetched.append(layer.layer_id)
+        result.layer_object_ids[layer.layer_id] = object_id
+        layer_refs.append((layer.layer_id, object_id))
         entry_lists.append(entries)
         job.done_layers += 1
         job.report()
@@ -383,7 +269,7 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
     old_refs = {k: v for k, v in existing.named_refs.items() if is_erofs_ref_key(k)} if existing is not None else {}
     erofs_refs = dict(old_refs)
     wanted = [image_ref_key(v) for v in versions]
-    result.erofs_reused = not is_image or (existing is not None and _erofs_in_place(repo, old_refs, wanted))
+    result.erofs_reused = not is_image or (existing is not None and completeness.erofs_present(repo, old_refs, wanted))
     if not result.erofs_reused:
         entry_lists = [entries if entries is not None else filesystem.read_layer_entries(repo, object_id, layer_id)
                        for entries, (layer_id, object_id) in zip(entry_lists, layer_refs)]
@@ -399,7 +285,8 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
     if result.config_reused:
         result.config_object_id = existing.stream_object_id
     else:
-        result.config_object_id = streams.write_config_stream(job.store, config_digest, config_bytes, layer_refs, erofs_refs)
+        result.config_object_id = streams.write_config_stream(job.store, config_digest, image.config_bytes, layer_refs,
+                                                              erofs_refs)
 
     expected_refs = dict(layer_refs)
     expected_refs[oci_digest.config_ref_name(config_digest)] = result.config_object_id
@@ -413,8 +300,8 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
     if result.manifest_reused:
         result.manifest_object_id = stored_manifest.stream_object_id
     else:
-        result.manifest_object_id = streams.write_manifest_stream(job.store, manifest_digest, resolved.data, config_digest,
-                                                                  result.config_object_id, layer_refs)
+        result.manifest_object_id = streams.write_manifest_stream(job.store, manifest_digest, image.manifest_bytes,
+                                                                  config_digest, result.config_object_id, layer_refs)
 
     if tag is not None:
         manifest_stream = oci_digest.manifest_stream_name(manifest_digest)
@@ -423,3 +310,16 @@ def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None 
             tags.tag_image(repo, manifest_digest, tag)
     result.object_count, result.bytes_written = job.store.objects, job.store.bytes
     return result
+
+
+def import_oci_layout(repo, layout_dir, ref: str | None = None, tag: str | None = None, platform=None,
+                      progress: Callable[[int, int, int], None] | None = None) -> ImportResult:
+    """Import the image ``ref`` (name or digest; the platform's entry of an index) from an OCI layout directory.
+
+    A thin source over the layout (``layout.LayoutSource``) given to :func:`import_image`.
+    """
+    if tag is not None:
+        tags.validate_tag(tag)
+    filesystem.erofs_versions(repo)
+    with layout.LayoutSource(layout_dir, ref, platform) as source:
+        return import_image(repo, source, tag=tag, progress=progress)

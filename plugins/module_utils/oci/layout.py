@@ -27,23 +27,30 @@ Choosing the manifest (:meth:`OciLayout.resolve`):
 
 Every blob is checked while it is read: its size must be the descriptor's and its sha256 the
 descriptor's digest (:class:`VerifiedBlob`); a mismatch names the blob file and both values.
-Layer blobs are decompressed by media type: ``...tar`` (none), ``...tar+gzip`` (``gzip`` module),
-``...tar+zstd`` (``formats/zstd.py``); other media types are refused for container images.
+
+:class:`LayoutSource` is an image of a layout as an image source (``source.py``) for the
+importer: the manifest and config blobs as they are (``form`` exact, the manifest digest is the
+descriptor's), and each layer blob, compressed as its media type says (the importer decompresses
+it, ``layer_reader.py``).
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import platform as _platform
-import zlib
 from typing import Callable, NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, DanglingRefError, FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.formats import zstd
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import parse_json_document
+from ansible_collections.bootc.composefs.plugins.module_utils.oci.source import (
+    Descriptor,
+    ImageSource,
+    SourceLayer,
+    describe_image,
+    parse_descriptor,
+)
 
 __all__ = [
     "MEDIA_TYPE_INDEX",
@@ -54,11 +61,9 @@ __all__ = [
     "ResolvedManifest",
     "VerifiedBlob",
     "OciLayout",
+    "LayoutSource",
     "parse_platform",
     "host_platform",
-    "parse_descriptor",
-    "layer_compression",
-    "open_layer_tar",
 ]
 
 MEDIA_TYPE_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -69,18 +74,6 @@ INDEX_MEDIA_TYPES = (MEDIA_TYPE_INDEX, MEDIA_TYPE_DOCKER_LIST)
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
-
-# layer media type -> compression (OCI layer types, their non-distributable twins, Docker's)
-LAYER_COMPRESSION = {
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
-}
 
 # platform.machine() -> (GOARCH, variant) as container registries name platforms
 GOARCH_BY_MACHINE = {
@@ -110,16 +103,6 @@ class Platform(NamedTuple):
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-
-class Descriptor(NamedTuple):
-    """An OCI content descriptor (the fields used here)."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict
-    platform: dict | None
 
 
 class ResolvedManifest(NamedTuple):
@@ -156,27 +139,6 @@ def _platform_matches(found, wanted: Platform) -> bool:
         return True
     default = DEFAULT_VARIANTS.get(wanted.architecture, "")
     return (found.get("variant") or default) == wanted.variant
-
-
-def parse_descriptor(value, what: str) -> Descriptor:
-    """Check an OCI descriptor object; FormatError naming ``what`` otherwise."""
-    if not isinstance(value, dict):
-        raise FormatError("%s is not a descriptor object" % what)
-    digest = oci_digest.validate_digest(value.get("digest"), "%s digest" % what)
-    size = value.get("size")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise FormatError("%s %s: size %r is not a non-negative integer" % (what, digest, size))
-    media_type = value.get("mediaType", "")
-    annotations = value.get("annotations") or {}
-    if not isinstance(media_type, str) or not isinstance(annotations, dict):
-        raise FormatError("%s %s: mediaType or annotations have the wrong JSON type" % (what, digest))
-    found_platform = value.get("platform")
-    return Descriptor(media_type, digest, size, annotations, found_platform if isinstance(found_platform, dict) else None)
-
-
-def layer_compression(media_type: str) -> str | None:
-    """Return ``none``, ``gzip`` or ``zstd`` for a tar layer media type, None for any other."""
-    return LAYER_COMPRESSION.get(media_type)
 
 
 class VerifiedBlob(io.RawIOBase):
@@ -234,27 +196,6 @@ class VerifiedBlob(io.RawIOBase):
         if not self.closed:
             self._file.close()
         super().close()
-
-
-def open_layer_tar(blob: VerifiedBlob, media_type: str):
-    """Return a binary file object of the uncompressed tar of a layer blob; FormatError for unknown media types.
-
-    Compressed layers are inflated as they are read (``gzip``, ``formats/zstd.py`` ``open_reader``):
-    bad compressed data raises while reading, FormatError for zstd (without the blob path: the
-    caller adds it, and checks the blob digest first to report corruption as such).
-    """
-    compression = layer_compression(media_type)
-    if compression is None:
-        raise FormatError("layer %s has media type %r, which is not a tar layer (expected %s)"
-                          % (blob.descriptor.digest, media_type, ", ".join(sorted(LAYER_COMPRESSION))), path=blob.path)
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=blob, mode="rb")
-    if compression == "zstd":
-        return zstd.open_reader(blob)
-    return blob
-
-
-DECOMPRESSION_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 class OciLayout:
@@ -379,3 +320,29 @@ class OciLayout:
             raise FormatError("blob %s (media type %r) is neither an image manifest nor an index"
                               % (descriptor.digest, media_type), path=self.blob_path(descriptor.digest))
         return ResolvedManifest(descriptor, data, document)
+
+
+class LayoutSource(ImageSource):
+    """The image ``ref`` (name or digest; the platform's entry of an index) of a layout, as an image source."""
+
+    def __init__(self, layout_dir, ref: str | None = None, platform=None) -> None:
+        self.layout = OciLayout(layout_dir)
+        self.name = "oci:%s" % self.layout.path
+        resolved = self.layout.resolve(ref, platform)
+        digest = resolved.descriptor.digest
+        config = parse_descriptor(resolved.document.get("config"), "manifest %s config" % digest)
+        try:
+            self.image = describe_image("%s (manifest %s)" % (self.name, digest), resolved.data, self.layout.read_blob(config),
+                                        self._layer)
+        except ComposefsError as err:
+            err.with_path(self.layout.blob_path(digest))
+            raise
+
+    @staticmethod
+    def _layer(descriptor: Descriptor, layer_id: str, _is_image: bool) -> SourceLayer:
+        return SourceLayer(layer_id, descriptor.media_type, descriptor.digest, descriptor.size)
+
+    def open_layer(self, layer: SourceLayer, on_progress=None) -> VerifiedBlob:
+        """A :class:`VerifiedBlob` of the layer's blob file."""
+        descriptor = Descriptor(layer.media_type, layer.fetch_digest, layer.fetch_size, {}, None)
+        return VerifiedBlob(self.layout.blob_path(layer.fetch_digest), descriptor, on_progress)

@@ -48,34 +48,8 @@ by, and its size. Limits: a reply message of more than ``MAX_REPLY_BYTES``; no r
 ``reply_timeout``; no payload bytes for ``data_timeout`` (an ``unreachable`` failure: skopeo is
 waiting on a registry that stopped answering).
 
-:class:`ProxySource` is an image read through the proxy, presented as what the repository will
-store. skopeo presents some sources differently from their bytes, and the repository only ever
-stores content that hashes to its name, so (``form`` of the :class:`SourceImage`):
-
-=============== ===================================================== ===================================
-form            when                                                  stored
-=============== ===================================================== ===================================
-``exact``       the source has an OCI manifest (registries, layouts,  the manifest, config and layer blobs
-                archives written by skopeo or podman)                 byte for byte; ``manifest_digest`` =
-                                                                      ``source_digest``
-``converted``   the source has a Docker schema 2 manifest (``docker   skopeo's OCI conversion: its manifest
-                save`` archives, Docker-built registry images): the   bytes under their own sha256 and the
-                proxy returns an OCI conversion under the original    config ``GetFullConfig`` returns
-                digest                                                (the conversion names exactly it)
-``normalized``  a layer arrives uncompressed although the manifest    the manifest with those layers'
-                names a compressed blob: every layer of a             descriptors rewritten to
-                ``containers-storage`` image pulled compressed (c/    ``{mediaType: ...layer.v1.tar,
-                storage keeps only the uncompressed diff, served      digest: <diff_id>, size: <bytes>}``,
-                under its diff_id; its size comes from                under its own sha256
-                ``blob_size``), or a layer whose digest is its
-                diff_id but whose media type says compressed
-                (``docker-archive``)
-=============== ===================================================== ===================================
-
-``source_digest`` is always what the source calls the image (``skopeo inspect``, ``podman
-images --digests``); ``manifest_digest`` is what the repository stores and tags. Layers are
-identified by diff_id (artifacts: by blob digest), whatever the form, so the same content pulled
-through two forms shares its layer streams.
+:class:`ImageProxy` is the conversation, :class:`ProxyPipe` one payload; ``proxy_source.py``
+presents an image read through them as an image source for the importer.
 """
 
 from __future__ import annotations
@@ -88,35 +62,14 @@ import json
 import os
 import select
 import socket
-import struct
 import subprocess
 import tempfile
-import termios
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import layout, skopeo
-from ansible_collections.bootc.composefs.plugins.module_utils.oci.image import (
-    IMAGE_CONFIG_MEDIA_TYPE,
-    parse_diff_ids,
-    parse_json_document,
-)
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import skopeo
 
-__all__ = [
-    "ImageProxy",
-    "ProxyPipe",
-    "ProxySource",
-    "SourceImage",
-    "SourceLayer",
-    "FORM_EXACT",
-    "FORM_CONVERTED",
-    "FORM_NORMALIZED",
-    "REPLY_TIMEOUT_SECONDS",
-    "DATA_TIMEOUT_SECONDS",
-    "normalize_manifest",
-    "uncompressed_descriptor",
-]
+__all__ = ["ImageProxy", "ProxyPipe", "REPLY_TIMEOUT_SECONDS", "DATA_TIMEOUT_SECONDS"]
 
 MAX_REPLY_BYTES = 1 << 20  # skopeo's own messages stay under 32 KiB
 MAX_JSON_PAYLOAD_BYTES = 16 << 20  # manifests and configs
@@ -128,11 +81,6 @@ F_SETPIPE_SZ = 1031  # linux/fcntl.h
 PIPE_BYTES = 1 << 20  # a 1 MiB pipe (the default maximum) lets skopeo run ahead of the reader: far fewer wake-ups
 ABANDON_WAIT_SECONDS = 10.0  # how long an abandoned payload's FinishPipe reply is waited for
 SUPPORTED_PROTOCOL = "0.2."
-FORM_EXACT = "exact"
-FORM_CONVERTED = "converted"
-FORM_NORMALIZED = "normalized"
-CONTAINERS_STORAGE = "containers-storage"
-TAR_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 _FD_BYTES = array.array("i").itemsize
 
 
@@ -140,8 +88,12 @@ class ProxyPipe(io.RawIOBase):
     """One payload pipe: read it (hashing and counting), then :meth:`finish` for skopeo's verdict.
 
     ``expected_digest`` (``sha256:<hex>``) and ``expected_size`` are checked by :meth:`finish`;
-    ``on_progress(bytes_read)`` is called about every ``READ_CHUNK_BYTES``.
+    ``on_progress(bytes_read)`` is called about every ``READ_CHUNK_BYTES``. A read waits at most
+    the proxy's ``data_timeout`` for data (then ``unreachable``: the source went silent, skopeo is
+    killed on close); :meth:`interrupt`, from another thread, ends a waiting read at once.
     """
+
+    path = None  # a pipe has no file to name in messages
 
     def __init__(self, proxy: "ImageProxy", fd: int, pipeid: int, what: str, expected_digest: str | None = None,
                  expected_size: int | None = None, on_progress: Callable[[int], None] | None = None) -> None:
@@ -156,6 +108,7 @@ class ProxyPipe(io.RawIOBase):
         self._next_report = READ_CHUNK_BYTES
         self.bytes_read = 0
         self._finished = False
+        self._wake_read, self._wake_write = os.pipe()
         try:
             fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
         except OSError:
@@ -171,9 +124,13 @@ class ProxyPipe(io.RawIOBase):
             return 0
         poller = select.poll()
         poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        if not poller.poll(self._proxy.data_timeout * 1000):
+        poller.register(self._wake_read, select.POLLIN)
+        ready = [fd for fd, _event in poller.poll(self._proxy.data_timeout * 1000)]
+        if self._wake_read in ready:
+            raise ComposefsError("reading %s was interrupted" % self.what)
+        if not ready:
             self._proxy.broken = True
-            raise skopeo.tool_error(self.what, "no data from skopeo for %d seconds" % self._proxy.data_timeout,
+            raise skopeo.tool_error(self.what, "no data from the source for %d seconds" % self._proxy.data_timeout,
                                     command=self._proxy.argv, failure=skopeo.UNREACHABLE)
         count = os.readv(self._fd, [buffer])
         if count:
@@ -186,6 +143,11 @@ class ProxyPipe(io.RawIOBase):
                 self._next_report = self.bytes_read + READ_CHUNK_BYTES
                 self._on_progress(self.bytes_read)
         return count
+
+    def interrupt(self) -> None:
+        """Make a read waiting in another thread (and every later one) fail at once."""
+        if self._wake_write >= 0:
+            os.write(self._wake_write, b"x")
 
     def finish(self) -> None:
         """Read what is left, take skopeo's ``FinishPipe`` reply, check size and digest; ToolError otherwise."""
@@ -210,36 +172,6 @@ class ProxyPipe(io.RawIOBase):
         if self._on_progress is not None:
             self._on_progress(self.bytes_read)
 
-    @property
-    def fd(self) -> int:
-        """The pipe's read descriptor (-1 once closed): another reader may open ``/proc/self/fd/<fd>``."""
-        return self._fd
-
-    def bytes_available(self) -> int:
-        """Bytes waiting in the pipe right now (``FIONREAD``); 0 once closed."""
-        if self._fd < 0:
-            return 0
-        try:
-            return struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        except OSError:
-            return 0
-
-    def finish_elsewhere(self) -> None:
-        """Take skopeo's verdict on a payload read through another descriptor of the pipe; ToolError when it failed.
-
-        The other reader checks size and digest itself; this only closes our descriptor and
-        receives the ``FinishPipe`` reply.
-        """
-        self._close_fd()
-        self._finished = True
-        self._proxy.pending = None
-        self._proxy.receive("FinishPipe", self.what)
-
-    @property
-    def sha256(self) -> str:
-        """``sha256:<hex>`` of what was read so far."""
-        return "sha256:" + self._hasher.hexdigest()
-
     def _close_fd(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
@@ -257,6 +189,11 @@ class ProxyPipe(io.RawIOBase):
                 except ComposefsError:
                     pass
         self._close_fd()
+        for attr in ("_wake_read", "_wake_write"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                setattr(self, attr, -1)
+                os.close(fd)
         super().close()
 
 
@@ -483,142 +420,3 @@ class ImageProxy:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise skopeo.tool_error("blob %s of %s" % (digest, self.what), "skopeo reported size %r" % (value,), command=self.argv)
         return value
-
-
-# --- the image behind a reference ------------------------------------------------------------------
-
-
-class SourceLayer(NamedTuple):
-    """One layer: its id (diff_id, or blob digest for artifacts), stored descriptor, and how to fetch it."""
-
-    layer_id: str
-    descriptor: dict
-    fetch_digest: str
-    fetch_size: int
-    normalized: bool
-
-
-class SourceImage(NamedTuple):
-    """What the repository will store for an image (see the module docstring for ``form``)."""
-
-    source_digest: str
-    manifest_digest: str
-    manifest_bytes: bytes
-    manifest: dict
-    config_digest: str
-    config_bytes: bytes
-    config_media_type: str
-    layers: tuple
-    form: str
-
-    @property
-    def is_container_image(self) -> bool:
-        return self.config_media_type == IMAGE_CONFIG_MEDIA_TYPE
-
-    @property
-    def labels(self) -> dict:
-        """The config's ``config.Labels`` (empty for artifacts or when absent)."""
-        if not self.is_container_image:
-            return {}
-        document = parse_json_document(self.config_bytes, "config %s" % self.config_digest)
-        labels = (document.get("config") or {}).get("Labels") if isinstance(document.get("config"), dict) else None
-        return labels if isinstance(labels, dict) else {}
-
-    @property
-    def fetch_bytes(self) -> int:
-        """The bytes all layers take to fetch."""
-        return sum(layer.fetch_size for layer in self.layers)
-
-
-def normalize_manifest(manifest: dict, layers) -> bytes:
-    """The bytes of ``manifest`` with its layers replaced by ``layers`` (stored descriptors), compact JSON.
-
-    Key order is the source manifest's, so the same source always gives the same bytes.
-    """
-    document = dict(manifest)
-    document["mediaType"] = layout.MEDIA_TYPE_MANIFEST
-    document["layers"] = [layer.descriptor for layer in layers]
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-class ProxySource:
-    """The image ``name`` (``<transport>:<name>``) read through an :class:`ImageProxy`."""
-
-    def __init__(self, proxy: ImageProxy, name: str, transport: str) -> None:
-        self.proxy = proxy
-        self.name = name
-        self.transport = transport
-        self.handle = None
-
-    def open(self) -> "ProxySource":
-        """``OpenImage`` (index resolved to the proxy's platform); ToolError classified on failure."""
-        self.handle = self.proxy.open_image(self.name)
-        return self
-
-    def close(self) -> None:
-        if self.handle is not None:
-            handle, self.handle = self.handle, None
-            self.proxy.close_image(handle)
-
-    def resolve(self) -> SourceImage:
-        """Read manifest and config and decide each layer's fetch and descriptor (module docstring)."""
-        source_digest, manifest_bytes = self.proxy.get_manifest(self.handle)
-        oci_digest.validate_digest(source_digest, "manifest digest reported by skopeo for %s" % self.name)
-        manifest = parse_json_document(manifest_bytes, "manifest of %s" % self.name)
-        if "layers" not in manifest or "config" not in manifest:
-            raise FormatError("manifest of %s is not an image manifest (no config or layers)" % self.name)
-        actual = oci_digest.sha256_digest(manifest_bytes)
-        form = FORM_EXACT if actual == source_digest else FORM_CONVERTED
-        config = layout.parse_descriptor(manifest.get("config"), "manifest of %s: config" % self.name)
-        raw_layers = manifest.get("layers")
-        if not isinstance(raw_layers, list):
-            raise FormatError("manifest of %s has no layers list" % self.name)
-        descriptors = [layout.parse_descriptor(d, "manifest of %s: layers[%d]" % (self.name, i)) for i, d in enumerate(raw_layers)]
-        if form == FORM_CONVERTED:
-            config_bytes = self.proxy.get_full_config(self.handle)
-            got = oci_digest.sha256_digest(config_bytes)
-            if got != config.digest:
-                raise skopeo.tool_error("config of %s" % self.name, "skopeo's converted config has digest %s, its converted "
-                                        "manifest names %s" % (got, config.digest), command=self.proxy.argv,
-                                        failure=skopeo.DIGEST_MISMATCH)
-        else:
-            config_bytes = self.proxy.read_blob(self.handle, config.digest, config.size)
-        is_image = config.media_type == IMAGE_CONFIG_MEDIA_TYPE
-        if is_image:
-            diff_ids = parse_diff_ids(parse_json_document(config_bytes, "config %s" % config.digest), config.digest)
-            if len(diff_ids) != len(descriptors):
-                raise FormatError("config %s of %s lists %d diff_ids but its manifest has %d layers"
-                                  % (config.digest, self.name, len(diff_ids), len(descriptors)))
-        else:
-            diff_ids = tuple(d.digest for d in descriptors)
-        layers = tuple(self._layer(raw, descriptor, diff_id, is_image)
-                       for raw, descriptor, diff_id in zip(raw_layers, descriptors, diff_ids))
-        if any(layer.normalized for layer in layers):
-            form = FORM_NORMALIZED
-            manifest_bytes = normalize_manifest(manifest, layers)
-            manifest = parse_json_document(manifest_bytes, "normalized manifest of %s" % self.name)
-        return SourceImage(source_digest=source_digest, manifest_digest=oci_digest.sha256_digest(manifest_bytes),
-                           manifest_bytes=manifest_bytes, manifest=manifest, config_digest=config.digest,
-                           config_bytes=config_bytes, config_media_type=config.media_type, layers=layers, form=form)
-
-    def _layer(self, raw: dict, descriptor, diff_id: str, is_image: bool) -> SourceLayer:
-        compressed = layout.layer_compression(descriptor.media_type) not in (None, "none")
-        if is_image and self.transport == CONTAINERS_STORAGE and descriptor.digest != diff_id:
-            size = self.proxy.blob_size(self.handle, diff_id)
-            stored = uncompressed_descriptor(raw, diff_id, size)
-            return SourceLayer(diff_id, stored, diff_id, size, True)
-        if is_image and descriptor.digest == diff_id and compressed:
-            stored = uncompressed_descriptor(raw, diff_id, descriptor.size)
-            return SourceLayer(diff_id, stored, diff_id, descriptor.size, True)
-        return SourceLayer(diff_id, raw, descriptor.digest, descriptor.size, False)
-
-    def open_layer(self, layer: SourceLayer, on_progress=None) -> ProxyPipe:
-        """A verified pipe of ``layer``'s blob as it is to be stored."""
-        return self.proxy.get_blob(self.handle, layer.fetch_digest, layer.fetch_size, on_progress)
-
-
-def uncompressed_descriptor(raw: dict, diff_id: str, size: int) -> dict:
-    """The stored descriptor of a layer that arrives uncompressed: ``raw``'s other keys, tar media type, diff_id, size."""
-    stored = {key: value for key, value in raw.items() if key not in ("mediaType", "digest", "size", "urls")}
-    stored.update({"mediaType": TAR_MEDIA_TYPE, "digest": diff_id, "size": size})
-    return dict(sorted(stored.items()))

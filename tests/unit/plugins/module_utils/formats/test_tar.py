@@ -755,3 +755,100 @@ def test_archive_names_stay_importable_from_tar():
                 assert getattr(tarfmt, name) is getattr(module, name), name
     assert {"TarReader", "TarMember", "TarEntry", "TarHeader", "parse_header", "parse_pax_records", "iter_members",
             "BLOCK_SIZE"} <= set(tarfmt.__all__)
+
+
+# --- the fast path of parse_header ---------------------------------------------------------
+
+
+def _blocks(data):
+    return [data[i:i + 512] for i in range(0, len(data) - 511, 512)]
+
+
+def _decode_or_error(block):
+    try:
+        return tar_header._parse_block(block, 0)  # pylint: disable=protected-access
+    except FormatError:
+        return None
+
+
+@pytest.mark.parametrize("tree_name, fmt, extra", GNU_TAR_CASES,
+                         ids=["%s-%s%s" % (t, f, "".join(e)[:20]) for t, f, e in GNU_TAR_CASES])
+def test_fast_header_path_agrees_with_the_reference_decoder(trees, tmp_path, tree_name, fmt, extra):
+    """Every block of archives GNU tar writes: the fast path decodes it as the reference does, or declines."""
+    hits = headers = base256 = 0
+    for block in _blocks(gnu_tar(tmp_path, trees[tree_name], fmt, extra)):
+        fast = tar_header._parse_plain(block)  # pylint: disable=protected-access
+        reference = _decode_or_error(block)
+        if fast is not None:
+            assert fast == reference
+            hits += 1
+        headers += reference is not None
+        base256 += reference is not None and any(b & 0x80 for b in block[100:156] + block[329:345])
+    assert headers and hits == headers - base256
+
+
+@pytest.mark.parametrize("fmt", [f for _n, f in TARFILE_FORMATS], ids=[n for n, _f in TARFILE_FORMATS])
+def test_fast_header_path_on_tarfile_archives(fmt):
+    blocks = _blocks(tarfile_archive(fmt, tarfile_members(fmt)))
+    decoded = [(tar_header._parse_plain(b), _decode_or_error(b)) for b in blocks]  # pylint: disable=protected-access
+    assert all(fast is None or fast == reference for fast, reference in decoded)
+    assert sum(fast is not None for fast, _r in decoded) >= sum(r is not None for _f, r in decoded) - 2  # base-256 ids
+
+
+def _with_checksum(block, signed=False):
+    block = bytearray(block)
+    block[148:156] = b" " * 8
+    total = sum((b - 256 if signed and b > 127 else b) for b in block)
+    block[148:156] = b"%06o\0 " % (total & 0o777777)
+    return bytes(block)
+
+
+def _header(**fields):
+    """A ustar header block with ``fields`` (offset -> raw bytes) overwritten, checksum recomputed."""
+    block = bytearray(tarfile_archive(tarfile.USTAR_FORMAT, [(_info("name", size=5), b"hello")])[:512])
+    for offset, raw in fields.items():
+        block[int(offset[1:]):int(offset[1:]) + len(raw)] = raw
+    return _with_checksum(block)
+
+
+@pytest.mark.parametrize("block, fast_accepts", [
+    pytest.param(_header(), True, id="plain"),
+    pytest.param(_header(o100=b"  644 \0\0"), True, id="spaces-around-mode"),
+    pytest.param(_header(o124=b"00000000005\0"[:12]), True, id="size"),
+    pytest.param(_header(o124=b"00000000005 "), True, id="size-space-end"),
+    pytest.param(_header(o108=b"\x80\0\0\0\0\0\x03\xe8"), False, id="base-256-uid"),
+    pytest.param(_header(o100=b"0_644\0\0\0"), False, id="underscore"),
+    pytest.param(_header(o100=b"0o644\0\0\0"), False, id="python-prefix"),
+    pytest.param(_header(o100=b"6 44\0\0\0\0"), False, id="inner-space"),
+    pytest.param(_header(o100=b"        "), False, id="all-spaces"),
+    pytest.param(_header(o100=b"\0000644\0\0"), True, id="leading-nul"),
+    pytest.param(_header(o329=b"0000012\0", o337=b"\x80\0\0\0\0\0\0\x05"), False, id="base-256-device"),
+    pytest.param(_with_checksum(_header(o0=b"\xe9t\xe9"), signed=True), False, id="signed-checksum"),
+])
+def test_fast_header_path_declines_what_it_does_not_decode_alike(block, fast_accepts):
+    fast = tar_header._parse_plain(block)  # pylint: disable=protected-access
+    reference = _decode_or_error(block)
+    assert (fast is not None) == fast_accepts
+    if fast is not None:
+        assert fast == reference
+    assert tar_header.parse_header(block) == reference if reference is not None else True
+
+
+def _entry_view(entry):
+    node = entry.node
+    fields = {k: v for k, v in vars(node).items() if k != "entries"} if node is not None else None
+    return entry.path, type(node).__name__, fields, entry.hardlink_target, entry.offset
+
+
+@pytest.mark.parametrize("tree_name, fmt, extra", GNU_TAR_CASES[:4] + GNU_TAR_CASES[6:8] + GNU_TAR_CASES[9:],
+                         ids=lambda value: value if isinstance(value, str) else "".join(value)[:20])
+def test_split_chunks_gives_the_entries_of_the_stored_stream(trees, tmp_path, tree_name, fmt, extra):
+    """The entries split_chunks makes in one pass equal what iter_layer_entries reads back from its events."""
+    data = gnu_tar(tmp_path, trees[tree_name], fmt, extra)
+    store = ObjectStore()
+    pieces = iter([data[i:i + 777] for i in range(0, len(data), 777)])
+    entries = []
+    events = list(tarfmt.split_chunks(lambda: next(pieces, b""), store, entries))
+    assert reassemble(events, store) == data
+    assert [_entry_view(e) for e in entries] == [_entry_view(e) for e in tarfmt.iter_layer_entries(events)]
+    assert events == split(data)[0]

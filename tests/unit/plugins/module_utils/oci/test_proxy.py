@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""oci/proxy.py against real ``skopeo experimental-image-proxy`` (and a scripted fake for broken proxies).
+"""oci/proxy.py and proxy_source.py against real ``skopeo experimental-image-proxy`` (and a scripted fake for broken proxies).
 
 Oracles: ocigen's digests (hashlib over the blobs it writes), ``skopeo inspect`` for the digest a
 source reports, ``skopeo copy`` to make docker-archive and Docker schema 2 ``dir:`` sources, and
@@ -12,11 +12,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import ToolError
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import proxy, skopeo
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, ToolError
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import proxy, proxy_source, skopeo
 from ansible_collections.bootc.composefs.plugins.module_utils.oci.layout import Platform
 from ansible_collections.bootc.composefs.tests.tools import ocigen
 
@@ -67,15 +69,16 @@ def test_exact_oci_layout(images):
     name = "oci:%s:v1" % images["lay"]
     with _proxy(name) as image_proxy:
         assert image_proxy.version.startswith("0.2.")
-        source = proxy.ProxySource(image_proxy, name, "oci").open()
+        source = proxy_source.ProxySource(image_proxy, name, "oci").open()
         image = source.resolve()
-        assert image.form == proxy.FORM_EXACT
+        assert image.form == "exact"
         assert image.source_digest == image.manifest_digest == built["manifest_digest"] == _inspect_digest(name)
         assert image.manifest_bytes == built["manifest"] and image.config_bytes == built["config"]
         assert image.config_digest == built["config_digest"] and image.is_container_image
         assert [layer.layer_id for layer in image.layers] == built["diff_ids"]
         for layer, descriptor in zip(image.layers, json.loads(built["manifest"])["layers"]):
-            assert not layer.normalized and layer.descriptor == descriptor
+            assert not layer.uncompressed and (layer.fetch_digest, layer.fetch_size) == (descriptor["digest"], descriptor["size"])
+            assert layer.media_type == descriptor["mediaType"] and layer.compression == "gzip"
             data = _read(source.open_layer(layer))
             assert "sha256:" + hashlib.sha256(data).hexdigest() == descriptor["digest"] and len(data) == descriptor["size"]
         source.close()
@@ -85,28 +88,31 @@ def test_index_platforms(images):
     name = "oci:%s:multi" % images["idx"]
     for platform, expected in ((Platform("linux", "amd64"), images["amd"]), (Platform("linux", "arm64"), images["arm"])):
         with _proxy(name, platform=platform) as image_proxy:
-            image = proxy.ProxySource(image_proxy, name, "oci").open().resolve()
+            image = proxy_source.ProxySource(image_proxy, name, "oci").open().resolve()
             assert image.manifest_digest == expected["manifest_digest"]
             assert [layer.layer_id for layer in image.layers] == expected["diff_ids"]
     with _proxy(name, platform=Platform("linux", "s390x")) as image_proxy:
         with pytest.raises(ToolError) as err:
-            proxy.ProxySource(image_proxy, name, "oci").open().resolve()
+            proxy_source.ProxySource(image_proxy, name, "oci").open().resolve()
     assert err.value.partial_result["failure"] == skopeo.NOT_FOUND
 
 
-def test_docker_archive_is_normalized(images):
+def test_docker_archive_is_converted_and_serves_tars(images):
     name = "docker-archive:%s" % (images["base"] / "d.tar")
+    raw = json.loads(_run(["skopeo", "inspect", "--raw", name]))
     with _proxy(name) as image_proxy:
-        source = proxy.ProxySource(image_proxy, name, "docker-archive").open()
+        source = proxy_source.ProxySource(image_proxy, name, "docker-archive").open()
         image = source.resolve()
-        assert image.form == proxy.FORM_NORMALIZED
-        assert image.source_digest == _inspect_digest(name)
+        assert image.form == "converted"
+        assert image.source_digest == _inspect_digest(name) == "sha256:" + hashlib.sha256(
+            _run(["skopeo", "inspect", "--raw", name]).encode()).hexdigest()
         assert image.manifest_digest == "sha256:" + hashlib.sha256(image.manifest_bytes).hexdigest() != image.source_digest
         assert image.config_digest == "sha256:" + hashlib.sha256(image.config_bytes).hexdigest()
         stored = json.loads(image.manifest_bytes)["layers"]
-        for layer, descriptor, tar_bytes, diff_id in zip(image.layers, stored, images["tars"], images["built"]["diff_ids"]):
-            assert layer.normalized and layer.layer_id == layer.fetch_digest == diff_id
-            assert descriptor == {"digest": diff_id, "mediaType": proxy.TAR_MEDIA_TYPE, "size": len(tar_bytes)}
+        assert [d["digest"] for d in stored] == [d["digest"] for d in raw["layers"]] == images["built"]["diff_ids"]
+        for layer, tar_bytes, diff_id in zip(image.layers, images["tars"], images["built"]["diff_ids"]):
+            assert layer.uncompressed and layer.layer_id == layer.fetch_digest == diff_id and layer.compression == "none"
+            assert layer.fetch_size == len(tar_bytes)
             assert _read(source.open_layer(layer)) == tar_bytes
 
 
@@ -115,11 +121,11 @@ def test_docker_schema2_is_converted(images):
     raw = json.loads((images["base"] / "v2s2" / "manifest.json").read_bytes())
     assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     with _proxy(name) as image_proxy:
-        source = proxy.ProxySource(image_proxy, name, "dir").open()
+        source = proxy_source.ProxySource(image_proxy, name, "dir").open()
         image = source.resolve()
-        assert image.form == proxy.FORM_CONVERTED
+        assert image.form == "converted"
         assert image.source_digest == _inspect_digest(name) != image.manifest_digest
-        assert image.manifest["mediaType"] == proxy.layout.MEDIA_TYPE_MANIFEST
+        assert image.manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
         assert image.config_digest == "sha256:" + hashlib.sha256(image.config_bytes).hexdigest()
         assert json.loads(image.config_bytes)["rootfs"]["diff_ids"] == images["built"]["diff_ids"]
         assert [layer.fetch_digest for layer in image.layers] == [d["digest"] for d in raw["layers"]]
@@ -238,17 +244,24 @@ def test_broken_proxies(fake_proxy):
         assert err.value.partial_result["failure"] == skopeo.UNREACHABLE and "no data" in str(err.value)
 
 
-def test_normalize_manifest_is_deterministic(images):
-    manifest = json.loads(images["built"]["manifest"])
-    layers = [proxy.SourceLayer(d, proxy.uncompressed_descriptor(raw, d, len(t)), d, len(t), True)
-              for raw, d, t in zip(manifest["layers"], images["built"]["diff_ids"], images["tars"])]
-    first = proxy.normalize_manifest(manifest, layers)
-    assert first == proxy.normalize_manifest(json.loads(images["built"]["manifest"]), layers)
-    document = json.loads(first)
-    assert list(document) == list(manifest)
-    assert document["config"] == manifest["config"] and document["schemaVersion"] == 2
-    assert document["layers"] == [{"digest": d, "mediaType": proxy.TAR_MEDIA_TYPE, "size": len(t)}
-                                  for d, t in zip(images["built"]["diff_ids"], images["tars"])]
-    raw = dict(manifest["layers"][0], annotations={"a": "b"}, urls=["http://x"])
-    assert proxy.uncompressed_descriptor(raw, "sha256:" + "2" * 64, 7) == {
-        "annotations": {"a": "b"}, "digest": "sha256:" + "2" * 64, "mediaType": proxy.TAR_MEDIA_TYPE, "size": 7}
+def test_interrupt_ends_a_waiting_read(fake_proxy):
+    with proxy.ImageProxy(fake_proxy("stall"), "docker://x", data_timeout=30) as image_proxy:
+        handle = image_proxy.open_image("docker://x")
+        pipe = image_proxy.get_blob(handle, "sha256:" + "1" * 64, 10)
+        caught = []
+
+        def read():
+            try:
+                pipe.read(5)
+            except ComposefsError as err:
+                caught.append(err)
+
+        reader = threading.Thread(target=read)
+        started = time.monotonic()
+        reader.start()
+        time.sleep(0.2)
+        pipe.interrupt()
+        reader.join(5)
+        assert not reader.is_alive() and time.monotonic() - started < 5
+        assert caught and "interrupted" in str(caught[0])
+        image_proxy.kill()

@@ -19,7 +19,8 @@ import time
 import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, ToolError
-from ansible_collections.bootc.composefs.plugins.module_utils.operations import pull
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import importer
+from ansible_collections.bootc.composefs.plugins.module_utils.operations import pull, pull_apply
 from ansible_collections.bootc.composefs.tests.tools import ocigen
 from ansible_collections.bootc.composefs.tests.unit.builders import repo_builder
 
@@ -97,7 +98,8 @@ class Host:
         return err.value
 
     def staging_dirs(self):
-        return [n for n in os.listdir(self.repo) if n.startswith(pull.STAGING_PREFIX)]
+        """Anything a pull left beside the repository's own entries (it stages nothing: there must be none)."""
+        return [n for n in os.listdir(self.repo) if n.startswith(".pull")]
 
 
 @pytest.fixture
@@ -217,14 +219,38 @@ def test_app_image_beside_os_images(host, layouts):
     assert _tag_link(host.repo, "localhost/bootc-" + layouts["v1"]["manifest_digest"]) is not None
 
 
-def test_docker_archive_is_stored_normalized(host, layouts, tmp_path):
+def _stored_blob(repo_path, stream_name):
+    """The single external object a manifest or config stream stores (spec 10.2), read from disk."""
+    stream = _entry_object(repo_path, "streams", stream_name)
+    return _reassemble(repo_path, stream)
+
+
+def test_docker_archive_is_stored_as_skopeos_conversion(host, layouts, tmp_path):
+    """A Docker schema 2 source: skopeo's proxy hands out an OCI conversion only; it is stored under its own digest."""
     archive = str(tmp_path / "os.tar")
     subprocess.run(["skopeo", "copy", "-q", "oci:%s:1" % layouts["os"], "docker-archive:%s:sim:1" % archive], check=True)
-    inspected = subprocess.run(["skopeo", "inspect", "--format", "{{.Digest}}", "docker-archive:" + archive],
-                               stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+
+    def inspect(*extra):
+        return subprocess.run(["skopeo", "inspect"] + list(extra) + ["docker-archive:" + archive], stdout=subprocess.PIPE,
+                              check=True).stdout
+
+    raw = json.loads(inspect("--raw"))
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     first = host.pull("docker-archive:" + archive)
-    assert first.form == "normalized" and first.source_digest == inspected != first.manifest_digest
+    assert first.form == "converted" and first.source_digest == json.loads(inspect())["Digest"] != first.manifest_digest
+    manifest_bytes = _stored_blob(host.repo, "oci-manifest-" + first.manifest_digest)
+    assert "sha256:" + __import__("hashlib").sha256(manifest_bytes).hexdigest() == first.manifest_digest
+    manifest = json.loads(manifest_bytes)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [(d["digest"], d["size"]) for d in manifest["layers"]] == [(d["digest"], d["size"]) for d in raw["layers"]]
+    assert [d["digest"] for d in raw["layers"]] == layouts["v1"]["diff_ids"]  # docker-archive names layers by diff_id
+    config_bytes = _stored_blob(host.repo, "oci-config-" + first.config_digest)
+    assert "sha256:" + __import__("hashlib").sha256(config_bytes).hexdigest() == first.config_digest == manifest["config"]["digest"]
+    assert json.loads(config_bytes) == json.loads(inspect("--config"))  # skopeo's OCI view of the Docker config
     assert first.layers_fetched == layouts["v1"]["diff_ids"]
+    for diff_id in layouts["v1"]["diff_ids"]:
+        tar_bytes = _reassemble(host.repo, _entry_object(host.repo, "streams", "oci-layer-" + diff_id))
+        assert "sha256:" + __import__("hashlib").sha256(tar_bytes).hexdigest() == diff_id
     assert _tag_link(host.repo, first.tag) == "../../oci-manifest-" + first.manifest_digest
     again = host.pull("docker-archive:" + archive)
     assert not again.changed and again.manifest_digest == first.manifest_digest
@@ -251,10 +277,10 @@ def test_failed_pull_leaves_no_tag_and_resumes(host, layouts, tmp_path):
 
 
 def test_stale_staging_is_removed_unless_locked(host, layouts):
-    stale = os.path.join(host.repo, pull.STAGING_PREFIX + "stale")
-    busy = os.path.join(host.repo, pull.STAGING_PREFIX + "busy")
-    young = os.path.join(host.repo, pull.STAGING_NEW_PREFIX + "young")
-    old = os.path.join(host.repo, pull.STAGING_NEW_PREFIX + "old")
+    stale = os.path.join(host.repo, pull_apply.STAGING_PREFIX + "stale")
+    busy = os.path.join(host.repo, pull_apply.STAGING_PREFIX + "busy")
+    young = os.path.join(host.repo, pull_apply.STAGING_NEW_PREFIX + "young")
+    old = os.path.join(host.repo, pull_apply.STAGING_NEW_PREFIX + "old")
     for path in (stale, busy, young, old):
         os.makedirs(os.path.join(path, "blobs"))
     os.utime(old, (time.time() - 3600, time.time() - 3600))
@@ -271,15 +297,15 @@ def test_stale_staging_is_removed_unless_locked(host, layouts):
 
 def test_lock_is_held_for_the_whole_pull(host, layouts, monkeypatch):
     seen = {}
-    real_import = pull.importer.import_oci_layout
+    real_import = importer.import_image
 
-    def spying_import(repo, layout_dir, **kwargs):
+    def spying_import(repo, source, **kwargs):
         seen["gc_could_lock"] = repo_builder.try_lock_process(host.repo, "EX")
         with open(os.path.join(host.root, "run", "bootc-composefs", "pull-progress.json")) as handle:
             seen["progress"] = json.load(handle)
-        return real_import(repo, layout_dir, **kwargs)
+        return real_import(repo, source, **kwargs)
 
-    monkeypatch.setattr(pull.importer, "import_oci_layout", spying_import)
+    monkeypatch.setattr(importer, "import_image", spying_import)
     host.pull("oci:%s:1" % layouts["os"])
     assert seen["gc_could_lock"] is False
     progress = seen["progress"]
@@ -306,7 +332,7 @@ def test_no_space_is_refused_before_fetching(host, layouts, monkeypatch):
         stats = real(path)
         return os.statvfs_result((stats.f_bsize, stats.f_frsize, stats.f_blocks, 0, 0) + tuple(stats)[5:])
 
-    monkeypatch.setattr(pull.os, "statvfs", full)
+    monkeypatch.setattr(pull_apply.os, "statvfs", full)
     err = host.fails("oci:%s:1" % layouts["os"], "no-space")
     assert "free space" in str(err) and not host.staging_dirs()
 
