@@ -1,6 +1,6 @@
 # bootc.composefs — the two commands a newcomer needs:
 #   make demo    build a simulated composefs host in a temp dir and run the demo playbook on it
-#   make test    everything CI runs: sanity, lint, unit + integration tests, Molecule scenarios
+#   make test    everything CI runs: sanity, lint, build + install, unit, integration (harnesses at CI size), Molecule
 # Both prepare their own environment first (tests/setup/bootstrap.sh: apt packages, .venv, oracles).
 SHELL := /bin/bash
 VENV := .venv

@@ -462,8 +462,6 @@ def test_via_containers_storage(ansible_adhoc, simhost, images, tmp_path):
 
 
 def _gc(ansible_adhoc, where):
-    if not os.path.exists(os.path.join(REPO_ROOT, "plugins", "modules", "composefs_gc.py")):
-        pytest.skip("composefs_gc has not landed yet")
     outcome = ansible_adhoc("bootc.composefs.composefs_gc", {"root": where["root"]})
     assert outcome.rc == 0, outcome
     return outcome.result

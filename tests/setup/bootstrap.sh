@@ -12,7 +12,7 @@ log() { echo "== bootstrap: $*" >&2; }
 quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }
 
 APT_PACKAGES=(podman runc mmdebstrap skopeo docker-registry fsverity erofs-utils zstd python3-venv
-              uidmap slirp4netns fuse-overlayfs shellcheck)
+              uidmap slirp4netns fuse-overlayfs shellcheck binutils libxxhash0)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

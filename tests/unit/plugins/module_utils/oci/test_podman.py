@@ -3,7 +3,7 @@
 
 Oracles: podman itself (``podman images --digests`` after the commands ran) and ocigen's digests.
 podman needs the CI settings of tests/setup/podman-env.sh (runc, pinned ulimits): the fixture
-writes them the same way when CONTAINERS_CONF is not set.
+sources that script, sets its CONTAINERS_CONF for the test and restores the previous value after.
 """
 
 import os
