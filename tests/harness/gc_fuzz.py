@@ -564,6 +564,11 @@ class Fuzzer:
         with open(args_path, "w", encoding="utf-8") as handle:
             json.dump({"ANSIBLE_MODULE_ARGS": {"root": self.work, "lock_timeout": 10.0}}, handle)
 
+        # Compiled here: the child (nobody) may not be able to read the module file, e.g. in a
+        # clone below a private (0700) directory.
+        with open(MODULE, "rb") as handle:
+            code = compile(handle.read(), MODULE, "exec")
+
         def run(_emit):
             _reset_module_args()
             for fd, path in ((1, out_path), (2, err_path)):
@@ -572,7 +577,7 @@ class Fuzzer:
                 os.close(target)
             sys.argv = [MODULE, args_path]
             try:
-                runpy.run_path(MODULE, run_name="__main__")
+                exec(code, {"__name__": "__main__", "__file__": MODULE, "__builtins__": __builtins__})  # pylint: disable=exec-used
             except SystemExit as err:
                 return {"exit": err.code}
             except BaseException:  # pylint: disable=broad-except
