@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 
@@ -66,8 +66,7 @@ TYPE1_ESP_DIR = "EFI/Linux"
 _LEGACY_NAME_RE = re.compile(r"\A(?:[0-9a-f]{64}|[0-9a-f]{128})\Z")
 
 
-@dataclass(frozen=True)
-class ArtifactName:
+class ArtifactName(NamedTuple):
     """An artifact name with the prefix stripped, and whether the prefix was there."""
 
     name: str

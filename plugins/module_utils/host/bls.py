@@ -49,7 +49,7 @@ File names and sort keys written by bootc (``<os>`` = os-release ``ID``, default
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, cmdline
@@ -88,8 +88,7 @@ KIND_TYPE1 = "type1"
 KIND_EFI = "efi"
 
 
-@dataclass(frozen=True)
-class BlsEntry:
+class BlsEntry(NamedTuple):
     """A parsed BLS entry. ``efi_key`` is ``efi`` or ``uki`` for EFI entries, None for Type1."""
 
     version: str
@@ -195,8 +194,7 @@ def entry_sort_key(os_id: str, priority: str) -> str:
     return "bootc-%s-%s" % (os_id, _SORT_KEY_SUFFIX[priority])
 
 
-@dataclass(frozen=True)
-class EntryFileName:
+class EntryFileName(NamedTuple):
     """A ``.conf`` file name split from the right the way GRUB does: name, version, release."""
 
     name: str

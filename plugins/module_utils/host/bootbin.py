@@ -33,7 +33,7 @@ and reported as ``orphan-addon-dir``. Sizes are measured without following symli
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bootloader, findings
 
@@ -51,8 +51,7 @@ TYPE1 = "bls"
 UKI = "uki"
 
 
-@dataclass(frozen=True)
-class AddonDir:
+class AddonDir(NamedTuple):
     """A UKI addon dir ``<n>.efi.extra.d`` with its size."""
 
     name: str
@@ -62,8 +61,7 @@ class AddonDir:
     disk_bytes: int
 
 
-@dataclass(frozen=True)
-class BootBinary:
+class BootBinary(NamedTuple):
     """A Type1 kernel dir (``boot_type`` ``bls``) or a UKI (``uki``); sizes include the addon dir."""
 
     boot_type: str
@@ -75,8 +73,7 @@ class BootBinary:
     addon_dir: AddonDir | None = None
 
 
-@dataclass(frozen=True)
-class BootBinaries:
+class BootBinaries(NamedTuple):
     """Every boot binary found, orphaned addon dirs, the directories scanned and the findings."""
 
     type1_dir: str

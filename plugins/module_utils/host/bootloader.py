@@ -30,7 +30,7 @@ no ``loader/entries`` and no ``grub2/user.cfg`` in the GRUB boot dir while the E
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import bls, grub
@@ -62,8 +62,7 @@ SOURCE_DEFAULT = "default"
 SOURCE_OVERRIDE = "override"
 
 
-@dataclass(frozen=True)
-class Bootloader:
+class Bootloader(NamedTuple):
     """The bootloader ``kind``, the LoaderInfo text it came from, and the ``source`` of the decision."""
 
     kind: str

@@ -21,7 +21,7 @@ names no deployment and is treated as absent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "COMPOSEFS_KEY",
@@ -44,8 +44,7 @@ def _normalize_key(key: str) -> str:
     return key.replace("-", "_")
 
 
-@dataclass(frozen=True)
-class KernelParam:
+class KernelParam(NamedTuple):
     """One parameter: ``key``, ``value`` (None for a bare flag, quotes removed), the ``raw`` token."""
 
     key: str
@@ -53,8 +52,7 @@ class KernelParam:
     raw: str
 
 
-@dataclass(frozen=True)
-class ComposefsParam:
+class ComposefsParam(NamedTuple):
     """The value of ``composefs=``: the deployment verity and whether fs-verity may be missing."""
 
     verity: str
@@ -65,8 +63,7 @@ class ComposefsParam:
         return "%s=%s%s" % (COMPOSEFS_KEY, OPTIONAL_VERITY_MARK if self.missing_verity_allowed else "", self.verity)
 
 
-@dataclass(frozen=True)
-class KernelCmdline:
+class KernelCmdline(NamedTuple):
     """A parsed command line: all parameters in order, plus the ``composefs=`` one if any."""
 
     params: tuple

@@ -60,7 +60,7 @@ its ``origin`` and ``imginfo`` for the operations layer to resolve.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, HostError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import (
@@ -99,8 +99,7 @@ REASON_NO_ORIGIN = "no readable origin"
 REASON_STAGED_ONLY = "named only by staged entries, and no staged-deployment marker names it"
 
 
-@dataclass(frozen=True)
-class Deployment:
+class Deployment(NamedTuple):
     """One deployment (verity), its role, state dir, origin, legacy imginfo and the entries naming it."""
 
     verity: str
@@ -150,8 +149,7 @@ class Deployment:
         return any(not entry.staged for entry in self.entries)
 
 
-@dataclass(frozen=True)
-class HostState:
+class HostState(NamedTuple):
     """Everything the read side knows about a host; see the module docstring for the rules.
 
     ``entries``: the chosen source's entries that boot a deployment (configured, then staged, menu

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, findings, grub
@@ -89,8 +89,7 @@ _BOOTC_SORT_KEY_PREFIX = "bootc-"
 _BOOTC_MARKS = ("composefs=", artifact.ARTIFACT_PREFIX)
 
 
-@dataclass(frozen=True)
-class BootEntry:
+class BootEntry(NamedTuple):
     """One boot entry, configured or staged, from a ``.conf`` file or a ``user.cfg`` menuentry.
 
     ``name`` is the ``.conf`` file name (BLS) or the menuentry title (GRUB); ``position`` the index
@@ -127,8 +126,7 @@ class BootEntry:
         return self.artifact.prefixed if self.artifact is not None else None
 
 
-@dataclass(frozen=True)
-class EntrySet:
+class EntrySet(NamedTuple):
     """Entries of one source: ``configured`` and ``staged`` (foreign ones included) plus findings."""
 
     source: str
@@ -158,8 +156,7 @@ class EntrySet:
         return tuple(entry for entry in self.all if entry.damaged)
 
 
-@dataclass(frozen=True)
-class EntryFile:
+class EntryFile(NamedTuple):
     """A file a bootloader may read entries from: the boot artifact names written in it, or why it could not be read."""
 
     path: str

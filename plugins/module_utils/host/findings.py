@@ -31,7 +31,7 @@ Codes (the ``CODES`` tuple is the complete list):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "Finding",
@@ -85,8 +85,7 @@ CODES = (
 )
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """One reportable oddity: a code from ``CODES``, the path it is about, a sentence."""
 
     code: str

@@ -43,7 +43,7 @@ stripped (a legacy bare-hex name is accepted too); the boot artifact name is the
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact
@@ -67,8 +67,7 @@ _KEYWORD = "menuentry"
 _PASSWORD_PREFIXES = ("GRUB2_PASSWORD=", "password_pbkdf2 ", "password ")
 
 
-@dataclass(frozen=True)
-class MenuEntry:
+class MenuEntry(NamedTuple):
     """One menuentry: raw title, insmod list, chainloader, search, other commands, options."""
 
     title: str
@@ -79,8 +78,7 @@ class MenuEntry:
     options: str = ""
 
 
-@dataclass(frozen=True)
-class GrubUserConfig:
+class GrubUserConfig(NamedTuple):
     """A parsed ``user.cfg``: the text before the first menuentry and the menuentries in file order."""
 
     preamble: str

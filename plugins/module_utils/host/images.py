@@ -48,6 +48,7 @@ sets); ``created`` and ``architecture`` from the config, as stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import findings, imginfo, origin
@@ -122,8 +123,7 @@ class ImageMetadata:
         return _text((self.config or {}).get("architecture"))
 
 
-@dataclass(frozen=True)
-class ResolvedImages:
+class ResolvedImages(NamedTuple):
     """``by_verity``: an ``ImageMetadata`` for every deployment; ``findings``: ``unresolved-image`` ones."""
 
     by_verity: dict

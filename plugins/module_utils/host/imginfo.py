@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 
@@ -39,8 +39,7 @@ __all__ = ["ImageInfo", "parse_imginfo", "imginfo_path", "load_imginfo", "VERSIO
 VERSION_ANNOTATION = "org.opencontainers.image.version"
 
 
-@dataclass(frozen=True)
-class ImageInfo:
+class ImageInfo(NamedTuple):
     """The ``config`` and ``manifest`` JSON objects of a legacy deployment (plain dicts)."""
 
     config: dict

@@ -27,7 +27,7 @@ Mounts stack: the *last* line whose mount point is ``/`` is the visible root.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 
@@ -37,8 +37,7 @@ _ESCAPE_RE = re.compile(r"\\([0-7]{3})")
 _SOURCE_PREFIXES = (("composefs:", False), ("transient:composefs=", True))
 
 
-@dataclass(frozen=True)
-class RootMount:
+class RootMount(NamedTuple):
     """The visible ``/`` mount: its source and type, and the verity it names (None if not composefs)."""
 
     source: str

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.oci.reference import (
@@ -73,8 +73,7 @@ BOOT_TYPES = ("bls", "uki")
 _MANIFEST_DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """A parsed origin. ``sections`` keeps every section as ``(name, ((key, value), ...))``."""
 
     boot_type: str

@@ -48,7 +48,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     FormatError,
@@ -74,8 +74,7 @@ _READ_CHUNK_BYTES = 1024 * 1024
 _MISSING_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
 
 
-@dataclass(frozen=True)
-class DirEntry:
+class DirEntry(NamedTuple):
     """One name in a directory: ``kind`` is the entry itself (``lstat``): dir, file, symlink or other."""
 
     name: str
@@ -83,8 +82,7 @@ class DirEntry:
     kind: str
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
     """Size of a file or tree: ``apparent_bytes`` (sum of file sizes), ``disk_bytes`` (allocated blocks)."""
 
     apparent_bytes: int
@@ -109,8 +107,7 @@ def _is_within(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 
 
-@dataclass(frozen=True)
-class HostPaths:
+class HostPaths(NamedTuple):
     """Absolute host paths of one bootc host, plus chroot-style safe reading below them."""
 
     root: str

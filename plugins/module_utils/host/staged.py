@@ -25,15 +25,14 @@ serde would fail status). The marker is the only thing that makes an entry in ``
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import FormatError
 
 __all__ = ["StagedDeployment", "parse_staged_deployment", "load_staged_deployment"]
 
 
-@dataclass(frozen=True)
-class StagedDeployment:
+class StagedDeployment(NamedTuple):
     """The marker: which verity is staged and whether its finalization is locked (download only)."""
 
     depl_id: str

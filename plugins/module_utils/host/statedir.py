@@ -26,7 +26,7 @@ malformed ``.imginfo``, is ``unreadable-file``; the value is then None.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import findings, imginfo, origin
@@ -36,8 +36,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.host.origin import
 __all__ = ["StateFiles", "list_state_dirs", "load_state_files"]
 
 
-@dataclass(frozen=True)
-class StateFiles:
+class StateFiles(NamedTuple):
     """What one state dir yields: its path, origin and legacy imginfo (None when absent or unreadable)."""
 
     path: str

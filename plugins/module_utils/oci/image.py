@@ -74,7 +74,6 @@ __all__ = [
     "read_config",
     "open_image",
     "find_manifests_by_erofs",
-    "image_object_closure",
 ]
 
 IMAGE_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -392,11 +391,3 @@ def find_manifests_by_erofs(repo, object_id: str) -> list:
             if image.erofs_refs[key] == object_id:
                 matches.append(ErofsMatch(manifest_digest, image.config_digest, key, tuple(sorted(by_manifest[manifest_digest]))))
     return matches
-
-
-def image_object_closure(repo, manifest_digest: str, **modes) -> frozenset:
-    """Return every object id the image of ``manifest_digest`` keeps alive: ``oci.closure.image_object_closure``."""
-    # Kept for callers that import it from here; the walk and its modes live in closure.py.
-    # pylint: disable-next=import-outside-toplevel
-    from ansible_collections.bootc.composefs.plugins.module_utils.oci import closure
-    return closure.image_object_closure(repo, manifest_digest, **modes)

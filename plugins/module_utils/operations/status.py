@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     ComposefsError,
@@ -98,8 +98,7 @@ TAG_OWNER_BOOTC = "bootc"
 TAG_OWNER_FOREIGN = "foreign"
 
 
-@dataclass(frozen=True)
-class StatusRequest:
+class StatusRequest(NamedTuple):
     """What to inspect: the host path options of ``load_host_paths``, the bootloader, and ``usage``."""
 
     root: str = "/"
@@ -112,8 +111,7 @@ class StatusRequest:
     usage: bool = False
 
 
-@dataclass(frozen=True)
-class StatusResult:
+class StatusResult(NamedTuple):
     """``data``: the result dict (see the module docstring); ``warnings``: sentences for a human."""
 
     data: dict

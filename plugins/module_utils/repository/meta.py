@@ -63,7 +63,7 @@ from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     UnsafePathError,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity
-from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths, staging
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import paths
 
 __all__ = [
     "REPO_FORMAT_VERSION",
@@ -306,6 +306,8 @@ def write_meta(dir_fd: int, meta: RepoMeta, verity: bool, where: str | None = No
 
     ``verity`` enables fs-verity on it (a secure repository); ComposefsError when unsupported.
     """
+    # Imported here: readers (status) never write, and staging loads ctypes.
+    from ansible_collections.bootc.composefs.plugins.module_utils.repository import staging  # pylint: disable=import-outside-toplevel
     with staging.StagedFile(dir_fd, META_TMP_PREFIX) as stage:
         staging.write_all(stage.fd, encode_meta(meta))
         os.fsync(stage.fd)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
+import re
 import stat
 import string
 
@@ -82,14 +82,14 @@ SYMLINK_TMP_PREFIX = ".symlink-"
 RANDOM_NAME_LENGTH = 12
 RANDOM_NAME_ATTEMPTS = 16  # collisions of 12 random alphanumerics only happen by accident
 
-_HEX_DIGITS = frozenset("0123456789abcdef")
+_LOWER_HEX = re.compile("[0-9a-f]+")
 _ALNUM = string.ascii_letters + string.digits
 # Directories: read-only, must really be directories, never followed when they are symlinks.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _is_lower_hex(text: str) -> bool:
-    return bool(text) and all(c in _HEX_DIGITS for c in text)
+    return _LOWER_HEX.fullmatch(text) is not None
 
 
 def validate_object_id(object_id, algorithm) -> str:
@@ -206,6 +206,7 @@ def parse_ref_link(text: str, depth: int, where: str | None = None) -> str:
 
 def random_name(prefix: str) -> str:
     """Return ``prefix`` followed by 12 random ASCII letters and digits."""
+    import secrets  # pylint: disable=import-outside-toplevel  # writers only: readers (status) skip its import
     return prefix + "".join(secrets.choice(_ALNUM) for _position in range(RANDOM_NAME_LENGTH))
 
 

@@ -17,8 +17,8 @@ import os
 import ocigen
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity
 from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import reader as erofs_reader
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import closure as oci_closure
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import image as oci_image
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import tags
 from simhost import bootfiles
 from simhost.spec import DAMAGE_FINDINGS
@@ -137,7 +137,7 @@ def _damage_missing_object(build, damage):
     for other in build.deployed:
         if other is deployed:
             continue
-        candidates -= oci_image.image_object_closure(build.repo, other.image.manifest_digest)
+        candidates -= oci_closure.image_object_closure(build.repo, other.image.manifest_digest)
         candidates -= _boot_image_objects(build, other.verity)
     if not candidates:
         raise ValueError("missing-object: every object of %s's boot image is shared with another deployment" % deployed.verity)

@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, DanglingRefError, FormatError
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import boot, closure, image, importer
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import boot, image, importer
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.oci import oci_testimages as images
 
 
@@ -146,15 +146,3 @@ def test_find_manifests_by_erofs(layouts, make_repo):
     os.unlink(os.path.join(repo.path, "streams", "refs", "oci", "os:1"))
     os.unlink(os.path.join(repo.path, "streams", "refs", "oci", "localhost%2Fbootc-" + result.manifest_digest))
     assert image.find_manifests_by_erofs(repo, boot_id) == []
-
-
-def test_closure_is_kept_here_for_callers(imported):
-    """``image.image_object_closure`` is ``closure.image_object_closure`` (tested in test_closure.py), modes included."""
-    repo, info, result = imported
-    assert image.image_object_closure(repo, info["manifest_digest"]) == closure.image_object_closure(repo, info["manifest_digest"])
-    _object_file(repo.path, result.image_object_id).unlink()
-    with pytest.raises(DanglingRefError, match="EROFS image"):
-        image.image_object_closure(repo, info["manifest_digest"])
-    missing = []
-    assert result.image_object_id in image.image_object_closure(repo, info["manifest_digest"], erofs=False, missing=missing)
-    assert not missing
