@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, DanglingRefError, FormatError
 from ansible_collections.bootc.composefs.plugins.module_utils.formats import fsverity, splitstream
 from ansible_collections.bootc.composefs.plugins.module_utils.formats.erofs import scan as erofs_scan
-from ansible_collections.bootc.composefs.plugins.module_utils.repository import gc_roots, gc_snapshot, paths
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import gc_listing, gc_roots, gc_snapshot, paths
 
 __all__ = ["MarkResult", "mark", "live_key", "KEY_BYTES"]
 
@@ -84,14 +84,14 @@ def _read_all(fd: int) -> bytes:
 class _Marker:
     """One mark pass over a repository (see :func:`mark`)."""
 
-    def __init__(self, repo, entries: dict) -> None:
+    def __init__(self, repo, entries: dict, live: set) -> None:
         self.repo = repo
         self.entries = entries
         # Objects first-level entries name: what is behind a streams/ entry must be a splitstream,
         # what is behind an images/ entry is an image (kept, not parsed unless it is a root).
         self.stream_objects = {bytes.fromhex(e.object_id) for e in entries[paths.STREAMS].values() if e.object_id}
         self.image_objects = {bytes.fromhex(e.object_id) for e in entries[paths.IMAGES].values() if e.object_id}
-        self.live = set()
+        self.live = live
         self.walked = set()
         self.not_streams = set()
         self.errors = []
@@ -259,7 +259,21 @@ def mark(repo, roots: gc_roots.Roots, snapshot: gc_snapshot.RepoSnapshot) -> Mar
     other than a missing object, which are recorded too with the object's path.
     """
     entries = {category: snapshot.entry_map(category) for category in paths.CATEGORIES}
-    marker = _Marker(repo, entries)
+    # The listing of objects/ for the sweep runs in a child meanwhile (gc_listing: why that is safe).
+    listing = gc_listing.start(repo)
+    try:
+        marker = _Marker(repo, entries, gc_listing.LiveSet(listing))
+        with gc_listing.without_cyclic_gc():
+            _mark_roots(repo, roots, marker)
+    except BaseException:
+        if listing is not None:
+            listing.close()
+        raise
+    return marker.result()
+
+
+def _mark_roots(repo, roots: gc_roots.Roots, marker: _Marker) -> None:
+    """Mark from every root; each failure is recorded in ``marker``."""
     for ref in roots.bad_refs:
         marker.errors.append("%s: %s; a GC root that cannot be read could keep anything alive: remove or repair it"
                              % (gc_snapshot.path_in(repo, ref.category, paths.REFS, ref.ref), ref.problem))
@@ -273,4 +287,3 @@ def mark(repo, roots: gc_roots.Roots, snapshot: gc_snapshot.RepoSnapshot) -> Mar
             marker.mark_stream(name, why)
         except (OSError, ComposefsError) as err:
             marker.errors.append(_failure(err, gc_snapshot.path_in(repo, paths.STREAMS, name)))
-    return marker.result()

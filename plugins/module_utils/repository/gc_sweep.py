@@ -22,9 +22,14 @@ unlinks an entry only if its link text is still the one the plan saw (and, for a
 is still missing); :func:`remove_objects` unlinks objects through one ``objects/<xx>`` descriptor
 per group, calling ``step`` before each.
 
-Speed (``bench/bench_gc.py``): each ``objects/<xx>`` directory is listed once and its names
-hex-decoded in one pass; their live keys are cut in C, ``difference`` probes the live set once
-per name, and only the dead are located again, named and ``lstat``-ed (the calls mapped in C).
+The listing itself (``gc_listing``: every ``objects/<xx>`` listed once, its names validated and
+hex-decoded in one pass) is taken by a forked child while the mark runs, when the mark could start
+one (the live set carries it), else here; the results are the same either way, and a child that
+fails gives an error (nothing deleted), never a partial listing.
+
+Speed (``bench/bench_gc.py``): the live keys of a directory's digests are cut in one C call,
+``difference`` probes the live set once per name, and only the dead are located again, named and
+``lstat``-ed (the calls mapped in C), with the cyclic garbage collector paused.
 """
 
 from __future__ import annotations
@@ -37,13 +42,14 @@ import stat
 from typing import Callable, NamedTuple
 
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import UnsafePathError
-from ansible_collections.bootc.composefs.plugins.module_utils.repository import gc_mark, gc_roots, gc_snapshot, paths
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import gc_listing, gc_mark, gc_roots, gc_snapshot, paths
 
 __all__ = ["Sweep", "sweep_objects", "object_exists", "plan_entries", "unlink_entry", "remove_objects"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ST_MODE = operator.attrgetter("st_mode")
 _ST_SIZE = operator.attrgetter("st_size")
+_AFTER_FIRST_BYTE = operator.itemgetter(slice(1, None))
 
 
 class Sweep(NamedTuple):
@@ -56,31 +62,8 @@ class Sweep(NamedTuple):
     errors: tuple
 
 
-def _subdir_digests(subdir: str, names: list, digest_size: int) -> bytes | None:
-    """The raw digests of ``names`` (in ``objects/<subdir>/``), concatenated, when every one is a valid object name.
-
-    One pass in C (bench/bench_gc.py): the names, each prefixed by ``subdir``, are joined and
-    hex-decoded at once; a name of another length, in upper case or with anything but hex digits
-    gives None, and the caller looks at the names one by one.
-    """
-    if not names:
-        return b""
-    if set(map(len, names)) != {2 * digest_size - 2}:
-        return None
-    text = subdir + subdir.join(names)
-    if text != text.lower():
-        return None
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        return None
-    if len(raw) != digest_size * len(names):
-        return None  # fromhex skips whitespace
-    return raw
-
-
 class _SweepState:
-    """What the sweep collects while it lists ``objects/``."""
+    """What the sweep collects from the records of the listing (``gc_listing``) and the live set."""
 
     def __init__(self, repo, live) -> None:
         self.repo = repo
@@ -89,6 +72,32 @@ class _SweepState:
         self.invalid = []
         self.errors = []
         self.present = 0
+        self._objects_fd = None  # -1: cannot be opened (recorded once)
+
+    def close(self) -> None:
+        """Close ``objects/`` if it was opened to look at the dead."""
+        if self._objects_fd is not None and self._objects_fd >= 0:
+            os.close(self._objects_fd)
+        self._objects_fd = None
+
+    def _where(self, *parts) -> str:
+        return gc_snapshot.path_in(self.repo, paths.OBJECTS, *parts)
+
+    def take(self, records) -> None:
+        """Every record of a listing, in order (see ``gc_listing.iter_listing``)."""
+        for record in records:
+            kind = record[0]
+            if kind == gc_listing.HEADER:
+                if record[1] == gc_listing.UNSAFE:
+                    self.errors.append("%s: %s" % (self._where(), record[2]))
+            elif kind == gc_listing.LISTED:
+                self.subdir(record[1], record[2], record[3])
+            elif kind == gc_listing.OPEN_FAILED:
+                self.errors.append("%s: cannot be opened: %s" % (self._where(record[1]), record[2]))
+            elif kind == gc_listing.LIST_FAILED:
+                self.errors.append("%s: cannot be listed: %s" % (self._where(record[1]), record[2]))
+            else:
+                self.invalid.append((self._where(record[1]), "not an objects/<xx> directory"))
 
     def candidates(self, sub_fd: int, subdir: str, names: list, digests: list) -> None:
         """Valid object names that are not live (and their raw digests): removed when a regular file (one lstat each).
@@ -113,84 +122,87 @@ class _SweepState:
                 self.remove.append((raw, info.st_size))
                 self.present += 1
             else:
-                self.invalid.append((gc_snapshot.path_in(self.repo, paths.OBJECTS, subdir, name), "not a regular file"))
+                self.invalid.append((self._where(subdir, name), "not a regular file"))
 
-    def one_by_one(self, sub_fd: int, subdir: str, names: list) -> None:
-        """The slow path for a directory holding names that are no object names."""
-        width = 2 * self.repo.algorithm.digest_size - 2
-        dead_names = []
-        dead = []
-        for name in names:
-            raw = paths.parse_object_name(subdir, name, self.repo.algorithm)
-            if raw is None or len(name) != width:
-                self.invalid.append((gc_snapshot.path_in(self.repo, paths.OBJECTS, subdir, name),
-                                     "name is not %d lowercase hex digits" % width))
-                continue
-            raw = bytes.fromhex(raw)
-            if gc_mark.live_key(raw) in self.live:
-                self.present += 1
-            else:
-                dead_names.append(name)
-                dead.append(raw)
-        self.candidates(sub_fd, subdir, dead_names, dead)
+    def _open_objects(self) -> int | None:
+        """``objects/`` (opened once, when the first dead object is looked at); None (recorded) when it cannot be."""
+        if self._objects_fd is None:
+            try:
+                self._objects_fd = paths.open_dir(self.repo.fd, paths.OBJECTS)
+            except (OSError, UnsafePathError) as err:
+                self._objects_fd = -1
+                self.errors.append("%s: cannot be opened again: %s" % (self._where(), getattr(err, "message", None) or err))
+        return self._objects_fd if self._objects_fd >= 0 else None
 
-    def subdir(self, objects_fd: int, subdir: str) -> None:
-        """Sweep ``objects/<subdir>``: count the live, plan the dead, report what is no object."""
+    def subdir(self, subdir: str, raw: bytes, invalid: tuple) -> None:
+        """Sweep ``objects/<subdir>`` as listed: count the live, plan the dead, report what is no object.
+
+        Fast path (bench/bench_gc.py): the live key of every digest is cut from the decoded listing
+        in one C call (``struct``), ``difference`` probes the live set once per name (``-=`` would
+        copy the live part first; ``map(live.__contains__)`` is twice as slow), and only the dead
+        are located again (their index in the listing), named and lstat-ed.
+        """
+        size = self.repo.algorithm.digest_size
+        for name in invalid:
+            self.invalid.append((self._where(subdir, name), "name is not %d lowercase hex digits" % (2 * size - 2)))
+        keys = gc_listing.digest_keys(raw, size, gc_mark.KEY_BYTES)
+        dead = set(keys).difference(self.live)
+        if not dead:
+            self.present += len(keys)
+            return
+        indexes = list(itertools.compress(range(len(keys)), map(dead.__contains__, keys)))
+        self.present += len(keys) - len(indexes)
+        starts = list(map(size.__mul__, indexes))
+        digests = list(map(raw.__getitem__, map(slice, starts, map(size.__add__, starts))))
+        names = list(map(bytes.hex, map(_AFTER_FIRST_BYTE, digests)))
+        objects_fd = self._open_objects()
+        if objects_fd is None:
+            return
         try:
             sub_fd = os.open(subdir, _DIR_FLAGS, dir_fd=objects_fd)
         except OSError as err:
-            self.errors.append("%s: cannot be opened: %s" % (gc_snapshot.path_in(self.repo, paths.OBJECTS, subdir), err.strerror))
+            self.errors.append("%s: cannot be opened: %s" % (self._where(subdir), err.strerror))
             return
         try:
-            names = os.listdir(sub_fd)
-            size = self.repo.algorithm.digest_size
-            raw = _subdir_digests(subdir, names, size)
-            if raw is None:
-                self.one_by_one(sub_fd, subdir, names)
-                return
-            # Fast path (bench/bench_gc.py): the live key of every name is cut from the decoded listing
-            # in C (no full digests, no per-name Python code); ``difference`` probes the live set once
-            # per name (``-=`` would copy the live part first); only the dead are located again (their
-            # index in the listing), named and lstat-ed.
-            key = gc_mark.KEY_BYTES
-            keys = list(map(raw.__getitem__, map(slice, range(0, len(raw), size), range(key, len(raw) + key, size))))
-            dead = set(keys).difference(self.live)
-            if not dead:
-                self.present += len(keys)
-                return
-            indexes = list(itertools.compress(range(len(keys)), map(dead.__contains__, keys)))
-            self.present += len(keys) - len(indexes)
-            starts = list(map(size.__mul__, indexes))
-            self.candidates(sub_fd, subdir, list(map(names.__getitem__, indexes)),
-                            list(map(raw.__getitem__, map(slice, starts, map(size.__add__, starts)))))
+            self.candidates(sub_fd, subdir, names, digests)
         except OSError as err:
-            self.errors.append("%s: cannot be listed: %s" % (gc_snapshot.path_in(self.repo, paths.OBJECTS, subdir), err.strerror))
+            self.errors.append("%s: cannot be listed: %s" % (self._where(subdir), err.strerror))
         finally:
             os.close(sub_fd)
 
+    def sweep(self) -> Sweep:
+        """The result."""
+        self.remove.sort()
+        return Sweep(tuple(r for r, _s in self.remove), tuple(s for _r, s in self.remove), self.present,
+                     tuple(sorted(self.invalid)), tuple(self.errors))
+
 
 def sweep_objects(repo, live) -> Sweep:
-    """List ``objects/<xx>/`` once (no ``stat`` but for objects not live); everything valid and not live goes."""
+    """List ``objects/<xx>/`` once (no ``stat`` but for objects not live); everything valid and not live goes.
+
+    The listing is the one the mark started in a child (``gc_listing``) when ``live`` carries it,
+    else taken here; a failed child gives a sweep that only holds an error (nothing is deleted).
+    """
+    listing = live.take_listing() if isinstance(live, gc_listing.LiveSet) else None
+    if listing is not None and listing.repo is not repo:
+        listing.close()
+        listing = None
     state = _SweepState(repo, live)
     try:
-        objects_fd = paths.open_dir(repo.fd, paths.OBJECTS)
-    except FileNotFoundError:
-        return Sweep((), (), 0, (), ())
-    except UnsafePathError as err:
-        return Sweep((), (), 0, (), ("%s: %s" % (gc_snapshot.path_in(repo, paths.OBJECTS), err.message),))
-    try:
-        with os.scandir(objects_fd) as listing:
-            subdirs = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in listing)
-        for subdir, is_dir in subdirs:
-            if paths.is_object_subdir(subdir) and is_dir:
-                state.subdir(objects_fd, subdir)
-            elif not subdir.startswith(".tmp-object-"):
-                state.invalid.append((gc_snapshot.path_in(repo, paths.OBJECTS, subdir), "not an objects/<xx> directory"))
+        with gc_listing.without_cyclic_gc():
+            if listing is None:
+                state.take(gc_listing.iter_listing(repo.fd, repo.algorithm))
+            else:
+                try:
+                    state.take(listing.records())
+                except gc_listing.ListingError as err:
+                    return Sweep((), (), 0, (), ("%s: the listing taken while marking failed, so nothing is deleted: %s"
+                                                 % (gc_snapshot.path_in(repo, paths.OBJECTS), err),))
+            return state.sweep()
     finally:
-        os.close(objects_fd)
-    state.remove.sort()
-    return Sweep(tuple(r for r, _s in state.remove), tuple(s for _r, s in state.remove), state.present,
-                 tuple(sorted(state.invalid)), tuple(state.errors))
+        state.close()
+        if listing is not None:
+            listing.close()
 
 
 def object_exists(repo, object_id: str) -> bool:

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from ansible_collections.bootc.composefs.plugins.module_utils.repository import gc_mark, gc_roots, gc_snapshot, gc_sweep
+from ansible_collections.bootc.composefs.plugins.module_utils.repository import gc_listing, gc_mark, gc_roots, gc_snapshot, gc_sweep
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.operations import image_repo
 from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.repository.test_gc import (
     Built,
@@ -86,7 +86,7 @@ def test_names_that_are_no_objects_are_reported_and_untouched(built):
 def test_fast_path_equals_the_name_by_name_path(built, monkeypatch):
     """Every directory decoded at once, or every name looked at one by one: the same sweep."""
     fast, _live = _sweep(built.root, untag=[built.tag_ref(built.a)])
-    monkeypatch.setattr(gc_sweep, "_subdir_digests", lambda subdir, names, digest_size: None)
+    monkeypatch.setattr(gc_listing, "_subdir_digests", lambda subdir, names, digest_size: None)
     slow, _live = _sweep(built.root, untag=[built.tag_ref(built.a)])
     assert fast == slow
     on_disk = objects_on_disk(built.root)
