@@ -76,6 +76,7 @@ _END = "end"
 _FRAME = struct.Struct("<Q")
 _READ_BUFFER_BYTES = 1 << 20
 _PIPE_BYTES = 1 << 20
+_MAX_RECORD_BYTES = 1 << 31  # 33 million sha512 names in one objects/<xx>
 _CHILD_FAILED = 70
 
 
@@ -238,12 +239,20 @@ class PendingListing:
         self._handle = open(read_fd, "rb", buffering=_READ_BUFFER_BYTES)  # pylint: disable=consider-using-with
         self._finalizer = weakref.finalize(self, _abandon, pid, self._handle)
 
+    def _read(self, size: int) -> bytes:
+        try:
+            return self._handle.read(size)
+        except OSError as err:
+            raise ListingError("the listing child's output cannot be read: %s" % (err.strerror or err)) from None
+
     def _frame(self):
-        header = self._handle.read(_FRAME.size)
+        header = self._read(_FRAME.size)
         if len(header) != _FRAME.size:
             raise ListingError("the listing child's output ends early (%d bytes of a frame header)" % len(header))
         (size,) = _FRAME.unpack(header)
-        payload = self._handle.read(size)
+        if size > _MAX_RECORD_BYTES:
+            raise ListingError("the listing child announced a record of %d bytes" % size)
+        payload = self._read(size)
         if len(payload) != size:
             raise ListingError("the listing child's output ends early (%d of %d bytes of a record)" % (len(payload), size))
         try:
@@ -300,7 +309,7 @@ class PendingListing:
                 yield record
             if record != (_END, count) or (header[1] != OK and count != 1):
                 raise ListingError("the listing child's end record does not match what it sent")
-            if self._handle.read(1):
+            if self._read(1):
                 raise ListingError("the listing child sent data after its end record")
             self._reap()
         finally:

@@ -250,6 +250,8 @@ def _corruptions(frames, digest_size):
                                      + frames[listed[0] + 1:]),
         "not a tuple": frames[0] + _frame(["listed"]) + b"".join(frames[1:]),
         "bad header": _frame(("header", "maybe", None)) + b"".join(frames[1:]),
+        "absurd record size": frames[0] + struct.pack("<Q", 1 << 62) + b"".join(frames[1:]),
+        "a second header": frames[0] + _frame(("header", "ab", None)) + b"".join(frames[1:]),
     }
 
 
@@ -265,6 +267,7 @@ def test_records_of_a_good_child_are_the_listing(built):
 @pytest.mark.parametrize("case", ["nothing", "half a header", "cut in a record", "no end record", "end record miscounts",
                                   "a record dropped", "trailing data", "undecodable", "out of order",
                                   "digests of another directory", "digest cut short", "not a tuple", "bad header",
+                                  "absurd record size", "a second header",
                                   "good output, exit status 3"])
 def test_anything_unexpected_from_the_child_is_an_error(built, case):
     with open_repo(built.root, writable=False) as repo:
