@@ -21,7 +21,7 @@ tag ``quay.io/example/conc-base:1`` (kept). Round ``r`` (1, 2, ...):
    (``Repository.open`` - shared lock, as every composefs-rs opener - ``import_oci_layout`` with
    ``tag=quay.io/example/conc:<r>``, close);
 4. requires both to succeed, then image ``r`` complete: its tag, and every entry and object of its
-   closure (``oci.image.image_object_closure`` and the independent ``oracle.py`` walk) present
+   closure (``oci.closure.image_object_closure`` and the independent ``oracle.py`` walk) present
    with the right ``fsverity digest``; image 0 and the host's live deployments complete too.
 
 The report counts how the two overlapped (GC planned while the import held the lock, import
@@ -49,7 +49,7 @@ import gcchild  # noqa: E402  pylint: disable=wrong-import-position
 import gchost  # noqa: E402  pylint: disable=wrong-import-position
 import oracle  # noqa: E402  pylint: disable=wrong-import-position
 import treesnap  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.bootc.composefs.plugins.module_utils.oci import image as oci_image  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.bootc.composefs.plugins.module_utils.oci import closure as oci_closure  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import importer, tags  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.bootc.composefs.plugins.module_utils.repository.repo import Repository  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -259,7 +259,7 @@ class ConcurrencyRun:
         repo_oracle = oracle.RepoOracle(self.repo_path)
         try:
             with Repository.open(self.repo_path) as repo:
-                closure |= oci_image.image_object_closure(repo, manifest)
+                closure |= oci_closure.image_object_closure(repo, manifest)
         except Exception as err:  # pylint: disable=broad-except
             self.fail(number, "image_object_closure failed: %s: %s" % (type(err).__name__, err))
         try:
