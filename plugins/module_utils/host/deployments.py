@@ -274,8 +274,9 @@ def _booted(paths, kernel_cmdline, root_mount, any_entries) -> tuple:
     param = kernel_cmdline.composefs if kernel_cmdline is not None else None
     if param is None:
         if not any_entries:
+            where = paths.boot_dir if paths.esp == paths.boot_dir else "%s or %s" % (paths.boot_dir, paths.esp)
             raise HostError("not a bootc composefs host: no composefs= parameter on the kernel command line and no "
-                            "bootc boot entries under %s or %s" % (paths.boot_dir, paths.esp), path=paths.cmdline_file)
+                            "bootc boot entries under %s" % where, path=paths.cmdline_file)
         raise HostError("cannot identify the booted deployment: the kernel command line has no composefs= parameter "
                         "(pass the booted command line if the root is not the running system)", path=paths.cmdline_file)
     verity, allowed, soft = param.verity, param.missing_verity_allowed, False

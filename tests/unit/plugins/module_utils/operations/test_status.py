@@ -133,6 +133,9 @@ def test_plain_directory_is_not_a_composefs_host(tmp_path):
     assert "not a bootc composefs host" in str(caught.value)
     assert "Traceback" not in str(caught.value)
     assert caught.value.partial_result["host"]["root"] == str(tmp_path)
+    # no ESP of its own: the boot dir is named once, not "X or X"
+    boot = str(tmp_path / "sysroot" / "boot")
+    assert str(caught.value).count(boot) == 1, str(caught.value)
 
 
 def test_missing_root_is_a_clear_error(tmp_path):
