@@ -12,6 +12,10 @@ libpod tmp dir), with tests/setup/podman-env.sh's settings otherwise. Podman com
 the machine, even a ``podman system reset`` of another store (which removes the shared
 ``/run/libpod`` and makes the next podman command "refresh" every running container of the default
 store), cannot disturb the scenarios, and the scenarios leave nothing in the default store.
+
+Each scenario has a registry of its own: they all push the same image under the same tags, and
+docker-registry rewrites a tag's link file in place, so a pull of a tag while another scenario
+pushes it can read a half-written link (HTTP 500 "invalid checksum digest format", seen in CI).
 """
 
 import concurrent.futures
@@ -22,6 +26,8 @@ import sys
 import time
 
 import pytest
+
+from registry import LocalRegistry  # tests/tools, on sys.path through tests/conftest.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -63,12 +69,11 @@ def collections_path() -> str:
     return ":".join(paths)
 
 
-def _molecule_env(registry_address: str) -> dict:
-    """Environment for ``molecule``: registry address, podman settings, collection path, the venv first in PATH."""
+def _molecule_env() -> dict:
+    """Environment for ``molecule`` (but the registry address): podman settings, collection path, the venv first in PATH."""
     env = dict(os.environ)
     env.update(_podman_env())
     env.update({
-        "BOOTC_COMPOSEFS_TEST_REGISTRY": registry_address,
         "ANSIBLE_COLLECTIONS_PATH": collections_path(),
         "PATH": "%s:%s" % (BIN, env.get("PATH", "")),
         "ANSIBLE_NOCOLOR": "1",
@@ -104,7 +109,17 @@ def fixture_scenario_runs(request):
     if not selected:
         yield {}
         return
-    env = _molecule_env(request.getfixturevalue("registry").address)
-    jobs = int(os.environ.get("BOOTC_COMPOSEFS_MOLECULE_JOBS", "0")) or len(selected)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        yield {scenario: pool.submit(_run_scenario, scenario, env) for scenario in selected}
+    env = _molecule_env()
+    registries = {}
+    try:
+        for scenario in selected:
+            workdir = request.getfixturevalue("tmp_path_factory").mktemp("registry-%s" % scenario)
+            registries[scenario] = LocalRegistry(workdir, fail=pytest.fail).start()
+        jobs = int(os.environ.get("BOOTC_COMPOSEFS_MOLECULE_JOBS", "0")) or len(selected)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            yield {scenario: pool.submit(_run_scenario, scenario,
+                                         dict(env, BOOTC_COMPOSEFS_TEST_REGISTRY=registries[scenario].address))
+                   for scenario in selected}
+    finally:
+        for registry in registries.values():
+            registry.stop()

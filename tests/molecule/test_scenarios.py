@@ -3,8 +3,8 @@
 
 Each scenario runs ``molecule test`` (destroy, syntax, create, prepare, converge, idempotence, verify,
 destroy) in podman containers of the locally built base image (tests/setup/base-image.sh), against
-the session's local registry (the ``registry`` fixture of tests/conftest.py), whose address reaches
-the scenarios as ``BOOTC_COMPOSEFS_TEST_REGISTRY``. What each scenario proves is written at the top
+a local registry of its own (tests/tools/registry.py, started by tests/molecule/conftest.py), whose
+address reaches the scenario as ``BOOTC_COMPOSEFS_TEST_REGISTRY``. What each scenario proves is written at the top
 of its molecule.yml; the assertions are in its converge.yml and verify.yml. The scenarios run in the
 background of the session (tests/molecule/conftest.py); these tests collect their results.
 """
