@@ -108,6 +108,9 @@ options:
     type: bool
     default: false
 notes:
+  - Like bootc, it treats C(localhost/bootc-<digest>) tags as its own. An image pulled under such a tag but not yet
+    deployed (a pre-fetch by M(bootc.composefs.composefs_pull)) is collected. Run the cleanup after staging, or
+    pull it under another O(bootc.composefs.composefs_pull#module:tag).
   - The sysroot, the boot directory and the ESP must be writable (on a booted host, remount C(/sysroot)
     read-write in a private mount namespace first, as bootc does). Nothing outside them and the repository
     is ever deleted, whatever symlinks say, except the staged-deployment marker below the run directory.

@@ -143,6 +143,9 @@ options:
     default: 600
 notes:
   - Needs C(skopeo) (1.6 or later) on the managed host, and C(podman) for O(via_containers_storage).
+  - A C(localhost/bootc-<digest>) tag keeps an image only while a deployment uses it, by bootc's rule. An image
+    pre-fetched under that tag and not deployed yet is removed by the next garbage collection
+    (M(bootc.composefs.composefs_gc) or bootc's own). Stage it before a cleanup runs, as the C(upgrade) role does.
   - Layers are streamed from skopeo's pipes straight into the importer (decompressed on a second thread while the
     tar is split); nothing of them is copied to disk first and nothing is staged outside the repository's objects.
     The repository's filesystem must have at least the size of the layers to fetch free.
