@@ -225,14 +225,6 @@ class TarMember:
             self._padding = padding
         return self._padding
 
-    def iter_stored(self) -> Iterator[bytes]:
-        """Yield the unread rest of the content, then the padding: the member's bytes after its headers."""
-        while self.content.remaining:
-            yield self.content.read(min(self.content.remaining, COPY_CHUNK_BYTES))
-        padding = self.read_padding()
-        if padding:
-            yield padding
-
 
 class TarReader:
     """Iterate the members of a tar read from a forward-only binary file object.

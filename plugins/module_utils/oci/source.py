@@ -169,11 +169,6 @@ class SourceImage(NamedTuple):
         """True for a container image labelled ``containers.bootc=1``."""
         return self.is_container_image and str(self.labels.get(BOOTC_LABEL, "")) == "1"
 
-    @property
-    def fetch_bytes(self) -> int:
-        """The bytes all layers take to fetch."""
-        return sum(layer.fetch_size for layer in self.layers)
-
 
 def config_labels(config) -> dict:
     """The ``config.Labels`` object of a parsed image config, or ``{}``."""
