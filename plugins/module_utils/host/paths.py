@@ -61,6 +61,7 @@ __all__ = [
     "DirEntry",
     "Usage",
     "load_host_paths",
+    "load_request_paths",
     "MAX_FILE_BYTES",
     "MAX_SYMLINK_HOPS",
 ]
@@ -377,3 +378,16 @@ def load_host_paths(root="/", sysroot=None, boot_dir=None, esp=None, run_dir=Non
     return HostPaths(root=root, sysroot=sysroot, boot_dir=chosen_boot, esp=chosen_esp, run_dir=run_dir,
                      cmdline_file=cmdline_file, mountinfo_file=mountinfo_file, efivars_dir=efivars_dir,
                      boot_dir_rule=boot_rule, esp_rule=esp_rule, esp_found=esp_found)
+
+
+def load_request_paths(request) -> HostPaths:
+    """The host paths of a status or GC request; a ``HostError`` says "not a bootc composefs host" and why.
+
+    ``request`` has the path options of :func:`load_host_paths` as attributes (``root``,
+    ``sysroot``, ``boot_dir``, ``esp``, ``run_dir``, ``cmdline_file``).
+    """
+    try:
+        return load_host_paths(request.root, sysroot=request.sysroot, boot_dir=request.boot_dir, esp=request.esp,
+                               run_dir=request.run_dir, cmdline_file=request.cmdline_file)
+    except HostError as err:
+        raise HostError("not a bootc composefs host: %s" % err.message, path=err.path) from None

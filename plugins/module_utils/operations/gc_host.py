@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError, HostError
+from ansible_collections.bootc.composefs.plugins.module_utils.errors import ComposefsError
 from ansible_collections.bootc.composefs.plugins.module_utils.host import artifact, bls, grub
 from ansible_collections.bootc.composefs.plugins.module_utils.host import deployments as host_deployments
-from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
+from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_request_paths
 from ansible_collections.bootc.composefs.plugins.module_utils.operations.gc_plan import BootBinaryRemoval, GcRequest, PlanNotes, StateDirRemoval
 
 __all__ = ["load_state", "referenced_names", "live_verities", "plan_boot_binaries", "plan_state_dirs", "paths_dict"]
@@ -40,12 +40,7 @@ __all__ = ["load_state", "referenced_names", "live_verities", "plan_boot_binarie
 
 def load_state(request: GcRequest):
     """The host as ``host.deployments.load_host`` reads it below the request's paths; HostError when it is no bootc composefs host."""
-    try:
-        paths = load_host_paths(request.root, sysroot=request.sysroot, boot_dir=request.boot_dir, esp=request.esp,
-                                run_dir=request.run_dir, cmdline_file=request.cmdline_file)
-    except HostError as err:
-        raise HostError("not a bootc composefs host: %s" % err.message, path=err.path) from None
-    return host_deployments.load_host(paths, bootloader_kind=request.bootloader)
+    return host_deployments.load_host(load_request_paths(request), bootloader_kind=request.bootloader)
 
 
 def referenced_names(state, notes: PlanNotes) -> frozenset:

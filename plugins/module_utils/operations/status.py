@@ -55,12 +55,11 @@ from typing import NamedTuple
 from ansible_collections.bootc.composefs.plugins.module_utils.errors import (
     ComposefsError,
     DanglingRefError,
-    HostError,
     RepositoryLockedError,
 )
 from ansible_collections.bootc.composefs.plugins.module_utils.host import deployments as host_deployments
 from ansible_collections.bootc.composefs.plugins.module_utils.host import findings, images
-from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_host_paths
+from ansible_collections.bootc.composefs.plugins.module_utils.host.paths import load_request_paths
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import closure as oci_closure
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import digest as oci_digest
 from ansible_collections.bootc.composefs.plugins.module_utils.oci import image as oci_image
@@ -550,11 +549,7 @@ def _check_tags(tags: list, live: dict, unresolved: list, found: list, where: st
 
 
 def _load_state(request: StatusRequest):
-    try:
-        paths = load_host_paths(request.root, sysroot=request.sysroot, boot_dir=request.boot_dir, esp=request.esp,
-                                run_dir=request.run_dir, cmdline_file=request.cmdline_file)
-    except HostError as err:
-        raise HostError("not a bootc composefs host: %s" % err.message, path=err.path) from None
+    paths = load_request_paths(request)
     try:
         return host_deployments.load_host(paths, bootloader_kind=request.bootloader)
     except ComposefsError as err:
