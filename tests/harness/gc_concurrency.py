@@ -39,7 +39,6 @@ import random
 import sys
 import tempfile
 import time
-import traceback
 
 HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "tests", "tools"))
@@ -310,28 +309,16 @@ def main(argv=None) -> int:
     if args.files is not None:
         sizes["files"] = args.files
     oracle.ensure_composefs_oracle()
-    started = time.monotonic()
-    owned = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="gc-concurrency-", dir=treesnap.scratch_parent()) if owned else args.workdir
-    os.makedirs(workdir, exist_ok=True)
-    try:
+
+    def _run(workdir):
         run = ConcurrencyRun(workdir, sizes, args.seed)
         run.setup()
         for number in range(1, sizes["rounds"] + 1):
             run.one_round(number)
-        report = run.summary()
-    except Exception:  # pylint: disable=broad-except
-        report = {"aborted": True, "failures": 1,
-                  "failure_details": [{"problem": "the harness aborted: %s" % traceback.format_exc()[-3000:]}]}
-    finally:
-        if owned:
-            treesnap.remove_tree(workdir)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    if args.json:
-        print(json.dumps(report, indent=1, sort_keys=True))
-    elif report.get("aborted"):
-        print(report["failure_details"][0]["problem"])
-    else:
+        return run.summary()
+
+    report = treesnap.run_harness("gc-concurrency-", args.workdir, _run)
+    if not treesnap.print_report(report, args.json):
         print("gc_concurrency: %d rounds, %d closure objects checked, %d lost; GCs removed %d objects; %.1f s"
               % (report["rounds"], report["objects_checked"], report["lost_objects"], report["objects_removed_by_gcs"],
                  report["seconds"]))

@@ -47,7 +47,6 @@ import random
 import sys
 import tempfile
 import time
-import traceback
 
 HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HARNESS_DIR)), "tests", "tools"))
@@ -319,28 +318,16 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     sizes = _sizes(args)
     oracle.ensure_composefs_oracle()
-    started = time.monotonic()
-    owned = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="gc-crash-", dir=treesnap.scratch_parent()) if owned else args.workdir
-    os.makedirs(workdir, exist_ok=True)
-    try:
+
+    def _run(workdir):
         run = CrashRun(workdir, sizes, args.seed)
         run.setup()
         run.run_kills()
         run.final_checks()
-        report = run.summary()
-    except Exception:  # pylint: disable=broad-except
-        report = {"aborted": True, "failures": 1,
-                  "failure_details": [{"problem": "the harness aborted: %s" % traceback.format_exc()[-3000:]}]}
-    finally:
-        if owned:
-            treesnap.remove_tree(workdir)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    if args.json:
-        print(json.dumps(report, indent=1, sort_keys=True))
-    elif report.get("aborted"):
-        print(report["failure_details"][0]["problem"])
-    else:
+        return run.summary()
+
+    report = treesnap.run_harness("gc-crash-", args.workdir, _run)
+    if not treesnap.print_report(report, args.json):
         print("gc_crash: %d kills (%s), %d in deletion phases, timed kills that missed: %d"
               % (report["kills"], ", ".join("%s %d" % kv for kv in sorted(report["kills_per_mode"].items())),
                  report["in_deletion_phases"], report["timed_misses"]))

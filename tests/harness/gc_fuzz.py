@@ -69,7 +69,6 @@ import re
 import runpy
 import sys
 import tempfile
-import time
 import traceback
 
 HARNESS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -781,27 +780,15 @@ def main(argv=None) -> int:
         sizes["inputs"] = args.inputs
     kinds = set(args.kinds.split(",")) if args.kinds else None
     oracle.ensure_composefs_oracle()
-    started = time.monotonic()
-    owned = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="gc-fuzz-", dir=treesnap.scratch_parent()) if owned else args.workdir
-    os.makedirs(workdir, exist_ok=True)
-    try:
+
+    def _run(workdir):
         fuzzer = Fuzzer(workdir, sizes, args.seed, kinds)
         fuzzer.setup()
         fuzzer.run(args.jobs)
-        report = fuzzer.summary()
-    except Exception:  # pylint: disable=broad-except
-        report = {"aborted": True, "failures": 1,
-                  "failure_details": [{"problem": "the harness aborted: %s" % traceback.format_exc()[-3000:]}]}
-    finally:
-        if owned:
-            treesnap.remove_tree(workdir)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    if args.json:
-        print(json.dumps(report, indent=1, sort_keys=True))
-    elif report.get("aborted"):
-        print(report["failure_details"][0]["problem"])
-    else:
+        return fuzzer.summary()
+
+    report = treesnap.run_harness("gc-fuzz-", args.workdir, _run)
+    if not treesnap.print_report(report, args.json):
         print("gc_fuzz: %d inputs (seed %d, %d jobs), %d copies of the host, %.1f s"
               % (report["inputs"], report["seed"], args.jobs, report["copies"], report["seconds"]))
         print("  totals: %s" % ", ".join("%s %d" % kv for kv in report["totals"].items()))

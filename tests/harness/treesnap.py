@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Snapshots of directory trees (never following a symlink), their differences, and cheap copies.
+"""Snapshots of directory trees (never following a symlink), their differences, cheap copies, and the
+scratch directory a harness runs in (:func:`run_harness`, :func:`print_report`).
 
 A snapshot maps every path below a root (relative, ``/``-separated, the root itself excluded) to
 a record ``(kind, size, link text, identity)``: ``kind`` is ``dir``, ``file``, ``symlink`` or
@@ -12,9 +13,13 @@ whose name is their digest and which the harnesses check with ``fsverity digest`
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
+import tempfile
+import time
+import traceback
 
 LOCAL = "local"
 CONTENT = "content"
@@ -133,3 +138,37 @@ def remove_tree(path: str) -> None:
         func(failed)
 
     shutil.rmtree(path, onerror=_retry)
+
+
+def run_harness(prefix: str, workdir, body) -> dict:
+    """Run ``body(workdir)``, which returns the harness report, and add its ``seconds``.
+
+    ``workdir`` None: a new directory named ``prefix...`` below :func:`scratch_parent`, removed
+    afterwards. An exception of ``body`` becomes an aborted report with one failure (its traceback).
+    """
+    started = time.monotonic()
+    owned = workdir is None
+    if owned:
+        workdir = tempfile.mkdtemp(prefix=prefix, dir=scratch_parent())
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        report = body(workdir)
+    except Exception:  # pylint: disable=broad-except
+        report = {"aborted": True, "failures": 1,
+                  "failure_details": [{"problem": "the harness aborted: %s" % traceback.format_exc()[-3000:]}]}
+    finally:
+        if owned:
+            remove_tree(workdir)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def print_report(report: dict, as_json: bool) -> bool:
+    """Print the report as JSON, or an aborted run's traceback; False when the caller prints its own summary."""
+    if as_json:
+        print(json.dumps(report, indent=1, sort_keys=True))
+    elif report.get("aborted"):
+        print(report["failure_details"][0]["problem"])
+    else:
+        return False
+    return True
