@@ -7,7 +7,8 @@
   ``tests/setup/composefs-oracle``): the objects an EROFS image names;
 * ``read_splitstream``: a splitstream reader written from the spec (composefs-repo.md section 8:
   header, info ranges, reference arrays), with the ``zstd`` command-line tool inflating the named
-  refs section; it shares no code with ``formats/splitstream.py``;
+  refs section; ``reassemble``: the bytes a splitstream stands for, from the same reader and the
+  ``zstd`` tool; they share no code with ``formats/splitstream.py``;
 * ``RepoOracle``: a repository seen through those three: entries, tag chains (manifest -> config ->
   layers -> their objects, EROFS images named by the config, spec section 12.2 step 6) and the
   closure of root images, cached per object id (objects are immutable).
@@ -124,12 +125,10 @@ def _zstd_decompress(data: bytes) -> bytes:
     return _run(["zstd", "-q", "-d", "-c"], data)
 
 
-def read_splitstream(path: str) -> dict:
-    """``{"algorithm", "content_type", "object_refs", "stream_refs", "named_refs"}`` (hex ids) of a splitstream file.
+def _splitstream_layout(path: str) -> tuple:
+    """``(data, algorithm, digest size, info fields)`` of a splitstream file, header and ranges checked.
 
-    Follows composefs-repo.md section 8: both header layouts, navigation by the info ranges only,
-    named refs ``"<index>:<name>\\0"`` records indexing ``stream_refs``. The stream section is not
-    inflated (the GC does not read it either).
+    Follows composefs-repo.md section 8: both header layouts, navigation by the info ranges only.
     """
     with open(path, "rb") as handle:
         data = handle.read()
@@ -146,21 +145,30 @@ def read_splitstream(path: str) -> dict:
     if info_end - info_start < INFO.size or info_end > len(data):
         raise OracleError("%s: bad info range" % path)
     fields = INFO.unpack_from(data, info_start)
-    ranges = [fields[i:i + 2] for i in range(0, 8, 2)]
-    for start, end in ranges:
+    for start, end in (fields[i:i + 2] for i in range(0, 8, 2)):
         if end < start or end > len(data):
             raise OracleError("%s: bad range %d..%d" % (path, start, end))
+    return data, algorithm, size, fields
 
-    def digests(byte_range):
-        chunk = data[byte_range[0]:byte_range[1]]
-        if len(chunk) % size:
-            raise OracleError("%s: reference array is not a multiple of %d bytes" % (path, size))
-        return [chunk[i:i + size].hex() for i in range(0, len(chunk), size)]
 
-    stream_refs = digests(ranges[0])
-    object_refs = digests(ranges[1])
+def _digests(path: str, data: bytes, start: int, end: int, size: int) -> list:
+    chunk = data[start:end]
+    if len(chunk) % size:
+        raise OracleError("%s: reference array is not a multiple of %d bytes" % (path, size))
+    return [chunk[i:i + size].hex() for i in range(0, len(chunk), size)]
+
+
+def read_splitstream(path: str) -> dict:
+    """``{"algorithm", "content_type", "object_refs", "stream_refs", "named_refs"}`` (hex ids) of a splitstream file.
+
+    Named refs are ``"<index>:<name>\\0"`` records indexing ``stream_refs``. The stream section is
+    not inflated (the GC does not read it either; :func:`reassemble` does).
+    """
+    data, algorithm, size, fields = _splitstream_layout(path)
+    stream_refs = _digests(path, data, fields[0], fields[1], size)
+    object_refs = _digests(path, data, fields[2], fields[3], size)
     named = {}
-    text = _zstd_decompress(data[ranges[3][0]:ranges[3][1]])
+    text = _zstd_decompress(data[fields[6]:fields[7]])
     if text:
         if not text.endswith(b"\0"):
             raise OracleError("%s: named refs not NUL-terminated" % path)
@@ -169,6 +177,30 @@ def read_splitstream(path: str) -> dict:
             named[name] = stream_refs[int(index)]
     return {"algorithm": algorithm, "content_type": fields[8], "object_refs": object_refs, "stream_refs": stream_refs,
             "named_refs": named}
+
+
+def reassemble(repo_path: str, object_id: str) -> bytes:
+    """The bytes the splitstream ``object_id`` stands for (composefs-repo.md 8.2, 8.3, 8.6).
+
+    The stream section, inflated by the ``zstd`` tool, is a sequence of little-endian i64 headers:
+    a negative one is followed by that many inline bytes, any other is an index into ``object_refs``
+    whose object's content comes next.
+    """
+    path = object_path(repo_path, object_id)
+    data, _algorithm, size, fields = _splitstream_layout(path)
+    objects = _digests(path, data, fields[2], fields[3], size)
+    stream = _zstd_decompress(data[fields[4]:fields[5]])
+    out, offset = [], 0
+    while offset < len(stream):
+        value = struct.unpack_from("<q", stream, offset)[0]
+        offset += 8
+        if value < 0:
+            out.append(stream[offset:offset - value])
+            offset -= value
+        else:
+            with open(object_path(repo_path, objects[value]), "rb") as handle:
+                out.append(handle.read())
+    return b"".join(out)
 
 
 def _readlink(path: str):

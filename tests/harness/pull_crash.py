@@ -50,7 +50,6 @@ import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -172,29 +171,6 @@ def tag_link(repo: str, tag: str):
     return os.readlink(path) if os.path.islink(path) else None
 
 
-def reassemble(repo: str, object_id: str) -> bytes:
-    """What a splitstream stands for (composefs-repo.md 8.2, 8.3, 8.6), inflated by the zstd tool."""
-    with open(oracle.object_path(repo, object_id), "rb") as handle:
-        data = handle.read()
-    size = {1: 32, 2: 64}[data[14]]
-    fields = struct.unpack_from("<10Q", data, struct.unpack_from("<Q", data, 16)[0])
-    refs = data[fields[2]:fields[3]]
-    objects = [refs[i:i + size].hex() for i in range(0, len(refs), size)]
-    stream = subprocess.run(["zstd", "-q", "-d", "-c"], input=data[fields[4]:fields[5]], stdout=subprocess.PIPE,
-                            check=True).stdout
-    out, offset = [], 0
-    while offset < len(stream):
-        value = struct.unpack_from("<q", stream, offset)[0]
-        offset += 8
-        if value < 0:
-            out.append(stream[offset:offset - value])
-            offset -= value
-        else:
-            with open(oracle.object_path(repo, objects[value]), "rb") as handle:
-                out.append(handle.read())
-    return b"".join(out)
-
-
 def visible_problems(repo: str) -> list:
     """Entries that name missing data (composefs-repo.md section 9 says there must be none)."""
     problems = []
@@ -310,7 +286,7 @@ class CrashRun:
             self.fail(None, "reference: %s" % problem)
         streams = oracle.RepoOracle(repo).entries("streams")
         for diff_id, tar_bytes in zip(self.images["2"]["diff_ids"], self.images["2"]["tars"]):
-            data = reassemble(repo, streams["oci-layer-" + diff_id])
+            data = oracle.reassemble(repo, streams["oci-layer-" + diff_id])
             if "sha256:" + hashlib.sha256(data).hexdigest() != diff_id or data != tar_bytes:
                 self.fail(None, "reference: layer %s does not reassemble to its tar" % diff_id)
 

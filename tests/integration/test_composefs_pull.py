@@ -6,9 +6,9 @@ Hosts are simulated bootc hosts (tests/tools/simhost, preset ``demo``) built per
 
 Expected values come from oracles only: ocigen's digests (hashlib over the blobs it writes),
 ``skopeo inspect`` (digests, ``--config`` diff_ids), ``podman images --digests``, tag link texts as
-composefs-repo.md section 10.4 writes them, layer streams reassembled by a reader written here
-from section 8 with the ``zstd`` tool, and the independent splitstream reader of
-tests/harness/oracle.py for what a tag keeps.
+composefs-repo.md section 10.4 writes them, and the independent splitstream reader of
+tests/harness/oracle.py (written from section 8, with the ``zstd`` tool) for what a tag keeps and
+for layer streams reassembled.
 """
 
 import hashlib
@@ -18,7 +18,6 @@ import random
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -80,32 +79,6 @@ def _snapshot(repo):
                 path = os.path.join(dirpath, name)
                 found[os.path.relpath(path, repo)] = os.readlink(path) if os.path.islink(path) else None
     return found
-
-
-def _reassemble(repo, stream_object_id):
-    """The bytes a layer splitstream stands for (composefs-repo.md 8.2, 8.3, 8.6), inflated by the zstd tool."""
-    def object_file(object_id):
-        return os.path.join(repo, "objects", object_id[:2], object_id[2:])
-
-    with open(object_file(stream_object_id), "rb") as handle:
-        data = handle.read()
-    size = {1: 32, 2: 64}[data[14]]
-    fields = struct.unpack_from("<10Q", data, struct.unpack_from("<Q", data, 16)[0])
-    refs = data[fields[2]:fields[3]]
-    objects = [refs[i:i + size].hex() for i in range(0, len(refs), size)]
-    stream = subprocess.run(["zstd", "-q", "-d", "-c"], input=data[fields[4]:fields[5]], stdout=subprocess.PIPE,
-                            check=True).stdout
-    out, offset = [], 0
-    while offset < len(stream):
-        value = struct.unpack_from("<q", stream, offset)[0]
-        offset += 8
-        if value < 0:
-            out.append(stream[offset:offset - value])
-            offset -= value
-        else:
-            with open(object_file(objects[value]), "rb") as handle:
-                out.append(handle.read())
-    return b"".join(out)
 
 
 def _layer_entry(repo, diff_id):
@@ -361,7 +334,7 @@ def test_imported_layers_reexport_byte_identically(ansible_adhoc, host, images):
     diff_ids = _inspect("docker://" + name, "--config")["rootfs"]["diff_ids"]
     assert diff_ids == images["v1"]["diff_ids"]
     for diff_id, tar_bytes in zip(diff_ids, images["tars"]["v1"]):
-        exported = _reassemble(host["repo"], _layer_entry(host["repo"], diff_id))
+        exported = _oracle().reassemble(host["repo"], _layer_entry(host["repo"], diff_id))
         assert "sha256:" + hashlib.sha256(exported).hexdigest() == diff_id
         assert exported == tar_bytes
 
@@ -425,7 +398,7 @@ def test_every_transport(ansible_playbook, simhost, images, tmp_path):
             else:  # skopeo's OCI conversion of docker-archive's Docker schema 2 manifest, under its own digest
                 assert result["manifest_digest"] != result["source_digest"], args
                 assert result["layers_reused"] == images["app"]["diff_ids"], args
-        layer = _reassemble(where["repo"], _layer_entry(where["repo"], images["app"]["diff_ids"][0]))
+        layer = _oracle().reassemble(where["repo"], _layer_entry(where["repo"], images["app"]["diff_ids"][0]))
         assert "sha256:" + hashlib.sha256(layer).hexdigest() == images["app"]["diff_ids"][0]
     finally:
         podman.remove()
