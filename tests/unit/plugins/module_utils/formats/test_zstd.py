@@ -391,8 +391,12 @@ def test_failing_cli_on_valid_data_raises_tool_error(zstd_tool, broken_cli):
     assert "simulated failure" in caught.value.stderr
 
 
-def test_old_zstandard_without_read_across_frames(zstd_tool, monkeypatch):
-    """python-zstandard before read_across_frames: the backend reads frame by frame instead."""
+def use_old_zstandard(monkeypatch):
+    """Pin the ``zstandard`` backend to python-zstandard as it was before ``read_across_frames``.
+
+    Its ``stream_reader`` takes no keyword options (the real decompressor does the work); the
+    caller resets the backend with ``zstd.use_backend(None)``.
+    """
     zstandard = pytest.importorskip("zstandard")
 
     class OldDecompressor:
@@ -407,6 +411,11 @@ def test_old_zstandard_without_read_across_frames(zstd_tool, monkeypatch):
     monkeypatch.setitem(sys.modules, "zstandard", types.SimpleNamespace(
         ZstdDecompressor=OldDecompressor, ZstdCompressor=zstandard.ZstdCompressor, ZstdError=zstandard.ZstdError))
     zstd.use_backend("zstandard")
+
+
+def test_old_zstandard_without_read_across_frames(zstd_tool, monkeypatch):
+    """python-zstandard before read_across_frames: the backend reads frame by frame instead."""
+    use_old_zstandard(monkeypatch)
     try:
         frame = cli_compressed(zstd_tool, "text-100k", "l3", "check")
         stream = frame + skippable(b"x") + frame

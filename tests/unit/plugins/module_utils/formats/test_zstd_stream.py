@@ -17,9 +17,7 @@ import glob
 import io
 import os
 import random
-import sys
 import tarfile
-import types
 
 import pytest
 
@@ -32,6 +30,7 @@ from ansible_collections.bootc.composefs.tests.unit.plugins.module_utils.formats
     cli_decompress,
     sample,
     skippable,
+    use_old_zstandard,
 )
 
 MIB = 1 << 20
@@ -386,20 +385,7 @@ def test_failing_cli_on_bad_data_raises_format_error(zstd_tool, broken_cli):
 
 def test_old_zstandard_without_read_across_frames(zstd_tool, monkeypatch):
     """python-zstandard before read_across_frames: the reader goes frame by frame instead."""
-    zstandard = pytest.importorskip("zstandard")
-
-    class OldDecompressor:
-        def __init__(self):
-            self.real = zstandard.ZstdDecompressor()
-
-        def stream_reader(self, source, **options):
-            if options:
-                raise TypeError("stream_reader() got an unexpected keyword argument")
-            return self.real.stream_reader(source)
-
-    monkeypatch.setitem(sys.modules, "zstandard", types.SimpleNamespace(
-        ZstdDecompressor=OldDecompressor, ZstdCompressor=zstandard.ZstdCompressor, ZstdError=zstandard.ZstdError))
-    zstd.use_backend("zstandard")
+    use_old_zstandard(monkeypatch)
     try:
         stream = multi_frame_stream(zstd_tool)
         assert read_in_chunks(zstd.open_reader(ShortReads(stream)), [4093]) == cli_decompress(zstd_tool, stream)
